@@ -1,0 +1,101 @@
+"""V-JEPA 2-AC action-conditioned predictor (official ``src/models/ac_predictor.py``).
+
+Per time step ``t`` the token sequence is ``[a_t, s_t, (e_t), p_{t,0} .. p_{t,HW-1}]``: the embedded action,
+state (and optional camera extrinsics), then the frame's patch features. Attention is block-causal over time
+(full inside a step), frame tokens get 3D-RoPE at ``(t, h, w)`` and the conditioning tokens rotate only their
+time band at ``t``. The output at step ``t`` predicts the features of frame ``t + 1``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from vjepa2.config import ACPredictorConfig
+from vjepa2.nn import Block, RoPE3D, compute_dtype, run_blocks
+from vjepa2.nn.init import init_weights, rescale_blocks
+
+
+@lru_cache(maxsize=8)
+def _block_causal_mask(steps: int, tokens_per_step: int, device: torch.device) -> torch.Tensor:
+    time = torch.arange(steps, device=device).repeat_interleave(tokens_per_step)
+    return time.unsqueeze(0) <= time.unsqueeze(1)
+
+
+def block_causal_mask(steps: int, tokens_per_step: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool ``[L, L]`` with ``L = steps * tokens_per_step``: token i may attend to j iff ``step(j) <= step(i)``."""
+    return _block_causal_mask(steps, tokens_per_step, torch.device(device))
+
+
+class ACPredictor(nn.Module):
+    """``(frame features [B, T*HW, D], actions [B, T, 7], states [B, T, 7]) -> next-frame features [B, T*HW, D]``."""
+
+    def __init__(self, cfg: ACPredictorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.pred_dim
+        self.predictor_embed = nn.Linear(cfg.embed_dim, d)
+        self.action_encoder = nn.Linear(cfg.action_dim, d)
+        self.state_encoder = nn.Linear(cfg.state_dim, d)
+        self.extrinsics_encoder = nn.Linear(cfg.extrinsics_dim, d)  # present in the official weights even unused
+        self.predictor_blocks = nn.ModuleList(
+            Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps) for _ in range(cfg.depth)
+        )
+        self.predictor_norm = nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.predictor_proj = nn.Linear(d, cfg.embed_dim)
+        self.rope = RoPE3D(d // cfg.num_heads, cfg.rope_layout, cfg.rope_base)
+        self.grad_checkpointing = False
+        self.apply(init_weights)
+        rescale_blocks(self.predictor_blocks)
+
+    def _rope(self, steps: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables ``[L, head_dim]`` for one sequence: per step the conditioning tokens, then the patch grid."""
+        g, c = self.cfg.grid, self.cfg.cond_tokens
+        t = torch.arange(steps, device=device)
+        h, w = torch.meshgrid(torch.arange(g, device=device), torch.arange(g, device=device), indexing="ij")
+        frame = self.rope(t[:, None].expand(steps, g * g), h.flatten().expand(steps, -1), w.flatten().expand(steps, -1), dtype=dtype)
+        cond = self.rope(t[:, None].expand(steps, c), dtype=dtype)
+        return tuple(torch.cat([cc, ff], dim=1).flatten(0, 1) for cc, ff in zip(cond, frame))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        actions: torch.Tensor,
+        states: torch.Tensor,
+        extrinsics: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict next-frame features.
+
+        Args:
+            x: layer-normed frame features ``[B, T * HW, D]``, frames encoded one at a time at ``img_size``.
+            actions: ``[B, T, action_dim]``, the action taken after each frame.
+            states: ``[B, T, state_dim]``, the proprioceptive state at each frame.
+            extrinsics: ``[B, T, extrinsics_dim]``, required when the config has ``use_extrinsics``.
+
+        Returns:
+            ``[B, T * HW, D]``; step ``t`` is the prediction of frame ``t + 1``.
+        """
+        B, N, D = x.shape
+        T, hw = actions.shape[1], self.cfg.grid**2
+        if N != T * hw:
+            raise ValueError(
+                f"x has {N} tokens but actions {tuple(actions.shape)} give T={T} steps of {hw} tokens "
+                f"({self.cfg.grid}x{self.cfg.grid} patches at img_size={self.cfg.img_size})"
+            )
+        if states.shape[:2] != (B, T):
+            raise ValueError(f"states has shape {tuple(states.shape)}, expected [B={B}, T={T}, {self.cfg.state_dim}]")
+        cond = [self.action_encoder(actions), self.state_encoder(states)]
+        if self.cfg.use_extrinsics:
+            if extrinsics is None:
+                raise ValueError("this AC predictor has use_extrinsics=True: pass extrinsics [B, T, 6]")
+            cond.append(self.extrinsics_encoder(extrinsics))
+        c = len(cond)
+        tokens = torch.cat([torch.stack(cond, dim=2), self.predictor_embed(x).view(B, T, hw, -1)], dim=2)
+        tokens = tokens.flatten(1, 2)  # [B, T * (c + HW), d]
+        rope = self._rope(T, compute_dtype(tokens), x.device)
+        mask = block_causal_mask(T, c + hw, x.device)
+        tokens = run_blocks(self.predictor_blocks, tokens, rope, mask, checkpointing=self.grad_checkpointing)
+        tokens = tokens.view(B, T, c + hw, -1)[:, :, c:].flatten(1, 2)
+        return self.predictor_proj(self.predictor_norm(tokens))
