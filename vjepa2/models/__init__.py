@@ -5,4 +5,11 @@ from vjepa2.models.encoder import VisionTransformer
 from vjepa2.models.predictor import Predictor
 from vjepa2.models.probe import AttentiveClassifier, AttentivePooler
 
-__all__ = ["ACPredictor", "AttentiveClassifier", "AttentivePooler", "Predictor", "VisionTransformer", "block_causal_mask"]
+__all__ = [
+    "ACPredictor",
+    "AttentiveClassifier",
+    "AttentivePooler",
+    "Predictor",
+    "VisionTransformer",
+    "block_causal_mask",
+]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vjepa2.config import ACPredictorConfig
-from vjepa2.nn import Block, RoPE3D, compute_dtype, run_blocks
+from vjepa2.nn import Block, RoPE3D, compute_dtype, grid_positions, run_blocks
 from vjepa2.nn.init import init_weights, rescale_blocks
 
 
@@ -53,11 +53,10 @@ class ACPredictor(nn.Module):
     def _rope(self, steps: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Tables ``[L, head_dim]`` for one sequence: per step the conditioning tokens, then the patch grid."""
         g, c = self.cfg.grid, self.cfg.cond_tokens
-        t = torch.arange(steps, device=device)
-        h, w = torch.meshgrid(torch.arange(g, device=device), torch.arange(g, device=device), indexing="ij")
-        frame = self.rope(t[:, None].expand(steps, g * g), h.flatten().expand(steps, -1), w.flatten().expand(steps, -1), dtype=dtype)
-        cond = self.rope(t[:, None].expand(steps, c), dtype=dtype)
-        return tuple(torch.cat([cc, ff], dim=1).flatten(0, 1) for cc, ff in zip(cond, frame))
+        ids = torch.arange(steps * g * g, device=device).view(steps, g * g)
+        frame = self.rope(*grid_positions(ids, (g, g)), dtype=dtype)
+        cond = self.rope(torch.arange(steps, device=device)[:, None].expand(steps, c), dtype=dtype)
+        return tuple(torch.cat([cc, ff], dim=1).flatten(0, 1) for cc, ff in zip(cond, frame, strict=True))
 
     def forward(
         self,

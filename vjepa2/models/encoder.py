@@ -35,7 +35,7 @@ class PatchEmbed3D(nn.Module):
 
 
 def as_clip(video: torch.Tensor, tubelet_size: int) -> torch.Tensor:
-    """Validate ``video`` and return it as ``[B, C, T >= tubelet, H, W]`` (images and 1-frame clips repeated in time)."""
+    """Validate ``video`` and return it as ``[B, C, T >= tubelet, H, W]`` (images and single frames repeated)."""
     if video.ndim == 4:
         video = video.unsqueeze(2)
     if video.ndim != 5:
@@ -48,7 +48,7 @@ def as_clip(video: torch.Tensor, tubelet_size: int) -> torch.Tensor:
 def check_indices(ids: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
     """Validate a LongTensor ``[B, K]`` of token indices (into a grid of ``n`` tokens when ``n`` is given)."""
     if ids.ndim != 2 or ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"{name} must be an integer tensor [B, K] of token indices, got {ids.dtype} {tuple(ids.shape)}")
+        raise ValueError(f"{name} must be an integer tensor [B, K] of token indices, got {ids.dtype} {list(ids.shape)}")
     if n is not None and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
         raise ValueError(f"{name} holds indices in [{int(ids.min())}, {int(ids.max())}] outside the {n}-token grid")
     return ids.long()
