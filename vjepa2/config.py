@@ -56,6 +56,7 @@ class PredictorConfig:
 
     embed_dim: int = 1024  # encoder width
     pred_dim: int = 384
+    out_dim: int | None = None  # output width; None -> embed_dim (other values: e.g. pixel-prediction baselines)
     depth: int = 12
     num_heads: int = 12
     mlp_ratio: float = 4.0

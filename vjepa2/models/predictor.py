@@ -35,7 +35,7 @@ class Predictor(nn.Module):
             Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps) for _ in range(cfg.depth)
         )
         self.predictor_norm = nn.LayerNorm(d, eps=cfg.norm_eps)
-        self.predictor_proj = nn.Linear(d, cfg.embed_dim)
+        self.predictor_proj = nn.Linear(d, cfg.out_dim or cfg.embed_dim)
         self.rope = RoPE3D(d // cfg.num_heads, cfg.rope_layout, cfg.rope_base)
         self.grad_checkpointing = False
         self.apply(init_weights)
@@ -64,7 +64,7 @@ class Predictor(nn.Module):
             grid_hw: patches per column and row for decoding positions; default ``img_size // patch_size`` squared.
 
         Returns:
-            ``[B, Nt, D]`` predictions (not normalised).
+            ``[B, Nt, out_dim or D]`` predictions (not normalised).
         """
         B, n_ctx, _ = x.shape
         if masks_x.shape != (B, n_ctx):

@@ -1,0 +1,157 @@
+"""Pretraining: schedules, EMA, atomic checkpoints, exact resume, pixel baseline, DDP == single process."""
+
+import os
+import socket
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from vjepa2.train.checkpoint import atomic_save, load_checkpoint
+from vjepa2.train.ema import ema_update
+from vjepa2.train.metrics import read_metrics
+from vjepa2.train.pretrain import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection, train
+from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
+from vjepa2.weights import load_encoder, load_predictor
+
+
+def tiny_config(out, steps: int = 4, **run) -> PretrainConfig:
+    return PretrainConfig(
+        model=ModelSection(encoder="vit_test"),
+        data=DataSection(frames=4, crop=64, batch_size=4),
+        optim=OptimSection(steps=steps, warmup=2, start_lr=1e-4, lr=1e-3, final_lr=1e-3),
+        run=RunSection(out=str(out), log_every=1, checkpoint_every=2, progress=False, **run),
+    )
+
+
+def clips(n: int, batch: int = 4, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, 4, 64, 64, generator=g) for _ in range(n)]
+
+
+def smooth_clip(seed: int = 0) -> torch.Tensor:
+    """Clips of per-sample colour gradients: predictable from context, unlike white noise."""
+    g = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(-1, 1, 64)
+    coef = torch.randn(3, 4, 3, 1, 1, 1, generator=g)
+    x = coef[0] + ramp.view(1, 1, 1, 1, 64) * coef[1] + ramp.view(1, 1, 1, 64, 1) * coef[2]
+    return x.expand(4, 3, 4, 64, 64).contiguous()
+
+
+def losses(out) -> list[float]:
+    return [r["loss"] for r in read_metrics(out / "metrics.jsonl")]
+
+
+def test_warmup_constant_and_cooldown_schedules():
+    lrs = [warmup_cosine_lr(s, warmup=4, total=20, start_lr=1e-4, lr=5e-4, final_lr=5e-4) for s in range(20)]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[3] == pytest.approx(5e-4)
+    assert all(x == pytest.approx(5e-4) for x in lrs[4:])  # final_lr == lr: constant after warmup
+    decay = [warmup_cosine_lr(s, warmup=0, total=10, start_lr=0, lr=1.0, final_lr=0.0) for s in range(11)]
+    assert decay == sorted(decay, reverse=True) and decay[-1] == pytest.approx(0.0)
+    cool = [linear_decay_lr(s, total=10, lr=1.0, final_lr=0.0, ipe_scale=1.25) for s in range(10)]
+    assert cool[0] == 1.0 and cool[-1] == pytest.approx(1 - 9 / 12.5)  # never reaches final_lr (official quirk)
+    assert cosine_wd(5, total=10, wd=0.04, final_wd=0.04) == pytest.approx(0.04)
+    assert ema_momentum(3, total=10, start=0.99925, end=0.99925) == 0.99925
+    assert ema_momentum(10, total=10, start=0.998, end=1.0) == pytest.approx(1.0)
+
+
+def test_ema_matches_naive_loop():
+    online, target = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+    expected = [0.9 * t + 0.1 * o for t, o in zip(target.parameters(), online.parameters(), strict=True)]
+    ema_update(target, online, 0.9)
+    for p, e in zip(target.parameters(), expected, strict=True):
+        torch.testing.assert_close(p, e)
+
+
+def test_atomic_save_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "latest.pt"
+    atomic_save({"step": 1}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_save({"step": 2, "x": Boom()}, path)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]
+
+
+def test_resume_repeats_uninterrupted_run(tmp_path):
+    data = clips(6)
+    full = train(tiny_config(tmp_path / "full", steps=6), iter([(x, 0) for x in data]))
+    part = tmp_path / "part"
+    train(tiny_config(part, steps=3), iter([(x, 0) for x in data[:3]]))  # "killed" after step 3 (checkpointed)
+    train(tiny_config(part, steps=6), iter([(x, 0) for x in data[3:]]))  # resumes from latest.pt
+    assert losses(part) == pytest.approx(losses(full), abs=1e-6)
+    ckpt = load_checkpoint(part / "latest.pt")
+    assert ckpt["step"] == 6 and {"encoder", "target_encoder", "predictor", "opt", "scaler", "rng"} <= set(ckpt)
+
+
+def test_learning_reduces_loss_and_checkpoint_loads_through_loaders(tmp_path):
+    x = smooth_clip()
+    out = train(tiny_config(tmp_path, steps=30, dtype="fp32"), iter([(x, 0)] * 30))
+    trace = losses(out)
+    assert sum(trace[-5:]) / 5 < 0.85 * sum(trace[:5]) / 5
+    enc = load_encoder("vit_test", out / "latest.pt")
+    pred = load_predictor("vit_test", out / "latest.pt")
+    assert isinstance(enc, torch.nn.Module) and isinstance(pred, torch.nn.Module)
+    assert read_metrics(out / "metrics.jsonl")[-1]["teacher_std"] > 0.1
+
+
+def test_pixel_baseline_runs_and_learns(tmp_path):
+    x = smooth_clip()
+    out = train(tiny_config(tmp_path, steps=20, objective="pixel", dtype="fp32"), iter([(x, 0)] * 20))
+    trace = losses(out)
+    assert trace[-1] < trace[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, data: list[torch.Tensor]) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from vjepa2.train import distributed
+
+    try:
+        train(tiny_config(out, steps=len(data), dtype="fp32"), iter([(x[rank::world], 0) for x in data]))
+    finally:
+        distributed.cleanup()
+
+
+@pytest.mark.distributed
+def test_ddp_two_gloo_processes_match_single_process(tmp_path):
+    data = clips(3)
+    single = train(tiny_config(tmp_path / "single", steps=3, dtype="fp32"), iter([(x, 0) for x in data]))
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), data), nprocs=2, join=True)
+    assert losses(tmp_path / "ddp") == pytest.approx(losses(single), abs=1e-5)
+    a, b = load_checkpoint(single / "latest.pt"), load_checkpoint(tmp_path / "ddp" / "latest.pt")
+    for key in a["encoder"]:
+        torch.testing.assert_close(a["encoder"][key], b["encoder"][key], atol=1e-5, rtol=1e-4)
+
+
+def test_distributed_request_that_cannot_start_is_loud(monkeypatch):
+    from vjepa2.train import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "1")  # nothing listens there
+    monkeypatch.setattr(distributed.dist, "init_process_group", _refuse)
+    with pytest.raises(RuntimeError, match="WORLD_SIZE=2"):
+        distributed.init("cpu")
+
+
+def _refuse(**kwargs):
+    raise RuntimeError("connection refused")
+
+
+def test_config_rejects_unknown_objective(tmp_path):
+    with pytest.raises(ValueError, match="objective"):
+        replace(tiny_config(tmp_path), run=RunSection(objective="mae"))

@@ -1,0 +1,97 @@
+"""Batches for pretraining: the built-in synthetic world or weighted mixtures of video/image datasets.
+
+Both sources are deterministic functions of ``(seed, step)``: a resumed run sees exactly the batches an
+uninterrupted run would have seen, and with ``world`` processes rank ``r`` gets the samples ``r::world`` of the
+global batch (matching how :func:`~vjepa2.train.pretrain.step_masks` slices the masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vjepa2.data.augment import AugmentConfig, VideoAugment
+from vjepa2.data.datasets import VideoClipDataset, make_loader
+from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
+from vjepa2.train.distributed import World
+
+if TYPE_CHECKING:
+    from vjepa2.train.pretrain import PretrainConfig
+
+SYNTHETIC = "synthetic"
+
+
+class _SyntheticClips(Dataset):
+    """Item ``i`` is the clip of scene ``i`` of the world's ``train`` split (labels dropped; val/test stay unseen)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        self.data = SyntheticVideoDataset(config, seeds=split_seeds("train", 10**9))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.data[i][0]
+
+
+def _step_indices(start_step: int, batch: int, world: World) -> Iterator[list[int]]:
+    step = start_step
+    while True:
+        yield list(range(step * batch + world.rank, (step + 1) * batch, world.size))
+        step += 1
+
+
+def synthetic_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+    """Endless ``(clips [b, 3, T, crop, crop], 0)``: global batch ``s`` holds scenes ``[s*B, (s+1)*B)``."""
+    world_cfg = WorldConfig(resolution=cfg.data.crop, frames=cfg.data.frames)
+    dataset = _SyntheticClips(world_cfg)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=_step_indices(start_step, cfg.data.batch_size, world),
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+    )
+    for clips in loader:
+        yield clips, 0
+
+
+def file_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+    """Endless ``(clips, skipped files)`` from the weighted mixture of ``cfg.data.datasets``."""
+    d = cfg.data
+    dataset = VideoClipDataset(
+        list(d.datasets),
+        weights=list(d.weights) or [1.0] * len(d.datasets),
+        frames=d.frames,
+        fps=d.fps if d.frame_step is None else None,
+        frame_step=d.frame_step,
+        transform=VideoAugment(AugmentConfig(crop=d.crop)),
+        seed=cfg.run.seed,
+    )
+    loader = make_loader(
+        dataset,
+        batch_size=d.batch_size // world.size,
+        num_workers=d.num_workers,
+        rank=world.rank,
+        world_size=world.size,
+        samples_per_epoch=d.ipe * d.batch_size,
+    )
+    epoch, start = divmod(start_step, d.ipe)
+    while True:
+        loader.set_epoch(epoch, start_batch=start)
+        for batch in loader:
+            yield batch.clips, batch.num_skipped
+        epoch, start = epoch + 1, 0
+
+
+def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+    """The batch stream for ``cfg.data`` from ``start_step`` on, for this rank."""
+    if cfg.data.batch_size % world.size:
+        raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
+    if tuple(cfg.data.datasets) == (SYNTHETIC,):
+        return synthetic_batches(cfg, world, start_step)
+    if SYNTHETIC in cfg.data.datasets:
+        raise ValueError("data.datasets: 'synthetic' cannot be mixed with file datasets")
+    return file_batches(cfg, world, start_step)

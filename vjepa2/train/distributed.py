@@ -1,0 +1,113 @@
+"""torch.distributed plumbing in one place: torchrun environment, loud failures, rank-0 helpers, DDP/FSDP wrap.
+
+Launch with ``torchrun --nproc_per_node=N -m vjepa2 pretrain ...``: gloo on CPU, NCCL on CUDA. When a
+distributed run was requested and the process group cannot start, this raises instead of silently falling back to
+one process (the official ``init_distributed`` bug).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process sits: ``rank`` of ``size`` processes, on ``device``."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def init(device: str = "auto", backend: str | None = None) -> World:
+    """Start the process group when launched by torchrun (``WORLD_SIZE`` > 1); otherwise a 1-process world.
+
+    Raises:
+        RuntimeError: the environment asks for several processes but the process group cannot start.
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World(device=pick_device(device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
+    try:
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, rank=rank, world_size=size)
+    except Exception as err:
+        raise RuntimeError(
+            f"distributed run requested (WORLD_SIZE={size}, RANK={rank}) but the {backend} process group failed "
+            f"to start: {err}. Check MASTER_ADDR/MASTER_PORT or launch with torchrun."
+        ) from err
+    return World(rank=rank, size=size, local_rank=local_rank, device=dev)
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: torch.Tensor, world: World) -> torch.Tensor:
+    """Mean of ``value`` over processes (identity in a 1-process world)."""
+    if not world.distributed:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / world.size
+
+
+def wrap(
+    model: nn.Module, world: World, strategy: Literal["ddp", "fsdp"] = "ddp", find_unused: bool = False
+) -> nn.Module:
+    """Wrap a trainable module for data parallelism (no-op in a 1-process world).
+
+    ``find_unused`` is needed under DDP for modules with parameters a step may not use (the predictor's spare mask
+    tokens), as in the official code.
+    """
+    if not world.distributed:
+        return model
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import FullyShardedDataParallel, ShardingStrategy
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+        from vjepa2.nn import Block
+
+        return FullyShardedDataParallel(
+            model,
+            auto_wrap_policy=ModuleWrapPolicy({Block}),
+            sharding_strategy=ShardingStrategy.FULL_SHARD,
+            device_id=world.device if world.device.type == "cuda" else None,
+            use_orig_params=True,
+        )
+    ids = [world.device] if world.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP/FSDP wrapper."""
+    return getattr(model, "module", model)

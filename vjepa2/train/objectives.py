@@ -1,0 +1,103 @@
+"""Pretraining objectives: the V-JEPA latent L1 loss, and a pixel-reconstruction baseline of the same size.
+
+V-JEPA (official ``app/vjepa/train.py``): the EMA teacher encodes the full clip, its features are layer-normed
+(no affine) per token and gathered at the target positions; the context encoder sees only the context tokens; the
+predictor fills the targets; loss ``mean |z - h|`` per mask config, averaged over configs.
+
+Pixel baseline (MAE-style): the same encoder and predictor, but the predictor regresses the masked tubelets'
+pixels (normalised per patch) with a mean squared error; no teacher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vjepa2.models.predictor import gather_tokens
+
+MaskPairs = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+def teacher_targets(target_encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Layer-normed teacher features of the full clips ``[B, 3, T, H, W]`` -> ``[B, N, D]`` (no grad)."""
+    with torch.no_grad():
+        h = target_encoder(clips)
+        return F.layer_norm(h, (h.shape[-1],))
+
+
+def jepa_loss(
+    encoder: nn.Module,
+    predictor: nn.Module,
+    targets: torch.Tensor,
+    clips: torch.Tensor,
+    masks: MaskPairs,
+    token_per_config: bool = True,
+) -> torch.Tensor:
+    """L1 between predictions and teacher ``targets`` ``[B, N, D]`` at each config's target tokens.
+
+    Args:
+        encoder: context encoder (sees only the context tokens).
+        predictor: mask-denoising predictor.
+        targets: layer-normed teacher features from :func:`teacher_targets`.
+        clips: ``[B, 3, T, H, W]``.
+        masks: one ``(context [B, Kc], target [B, Kt])`` pair per mask config.
+        token_per_config: use mask token ``i`` for config ``i`` (else token 0 for all, as the official V-JEPA 2 code).
+    """
+    losses = []
+    for i, (ctx, tgt) in enumerate(masks):
+        z = predictor(encoder(clips, ctx), ctx, tgt, mask_index=i if token_per_config else 0)
+        losses.append((z.float() - gather_tokens(targets, tgt).float()).abs().mean())
+    return torch.stack(losses).mean()
+
+
+def patchify(clips: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
+    """``[B, C, T, H, W] -> [B, N, t * p * p * C]`` in the encoder's (t, h, w) token order."""
+    B, C, T, H, W = clips.shape
+    t, p = tubelet_size, patch_size
+    x = clips[:, :, : T - T % t].reshape(B, C, T // t, t, H // p, p, W // p, p)
+    return x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(B, (T // t) * (H // p) * (W // p), t * p * p * C)
+
+
+def pixel_targets(clips: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
+    """Per-patch normalised pixels ``[B, N, t * p * p * C]`` (the MAE ``norm_pix_loss`` target)."""
+    x = patchify(clips, patch_size, tubelet_size)
+    return (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + 1e-6).sqrt()
+
+
+def pixel_loss(
+    encoder: nn.Module, predictor: nn.Module, targets: torch.Tensor, clips: torch.Tensor, masks: MaskPairs
+) -> torch.Tensor:
+    """Mean squared error between predicted and true normalised pixels of the masked tubelets."""
+    losses = []
+    for i, (ctx, tgt) in enumerate(masks):
+        z = predictor(encoder(clips, ctx), ctx, tgt, mask_index=i)
+        losses.append(F.mse_loss(z.float(), gather_tokens(targets, tgt).float()))
+    return torch.stack(losses).mean()
+
+
+class Student(nn.Module):
+    """Context encoder + predictor as one module whose forward returns the loss over all mask configs.
+
+    Several mask configs mean several encoder/predictor passes per step; doing them inside one ``forward`` lets
+    DDP/FSDP see a single forward per backward (the role of the official ``MultiSeqWrapper``).
+    """
+
+    def __init__(
+        self, encoder: nn.Module, predictor: nn.Module, objective: str = "jepa", token_per_config: bool = True
+    ):
+        super().__init__()
+        self.encoder, self.predictor = encoder, predictor
+        self.objective, self.token_per_config = objective, token_per_config
+
+    def forward(self, clips: torch.Tensor, masks: MaskPairs, targets: torch.Tensor) -> torch.Tensor:
+        if self.objective == "pixel":
+            return pixel_loss(self.encoder, self.predictor, targets, clips, masks)
+        return jepa_loss(self.encoder, self.predictor, targets, clips, masks, self.token_per_config)
+
+
+def feature_std(targets: torch.Tensor) -> float:
+    """Mean over dims of the per-dimension std of features ``[B, N, D]`` across all tokens (collapse -> 0)."""
+    return targets.detach().float().flatten(0, 1).std(dim=0).mean().item()

@@ -1,0 +1,353 @@
+"""V-JEPA 2 self-supervised pretraining (stage 1): config, build functions, one train step, and the loop.
+
+The recipe follows the official ``app/vjepa/train.py``: multiblock masks (one encoder + predictor pass per mask
+config), an EMA teacher on the full clip, L1 on layer-normed targets, AdamW without weight decay on biases and
+1-D parameters, warmup-constant (or cooldown linear-decay) LR, cosine WD, bf16 autocast. All per-step randomness
+(masks) is a function of ``(seed, step)`` and the data order of ``(seed, epoch, index)``, so a resumed run repeats
+the uninterrupted one. With several processes, masks are drawn for the global batch and each rank takes its
+samples ``rank::world``, so DDP matches a single process with the same global batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vjepa2.config import encoder_config, predictor_config
+from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, sample_masks, token_grid
+from vjepa2.models import Predictor, VisionTransformer
+from vjepa2.train import distributed as dist_utils
+from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from vjepa2.train.config import save_config, to_dict
+from vjepa2.train.ema import ema_update
+from vjepa2.train.metrics import MetricsLogger
+from vjepa2.train.objectives import Student, feature_std, pixel_targets, teacher_targets
+from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    encoder: str = "vit_large"  # encoder preset
+    predictor: str | None = None  # predictor preset (default: the encoder's name)
+    rope_layout: str = "tiled"
+    activation_checkpointing: bool = False
+    mask_token_per_config: bool = True  # mask token i for mask config i
+
+
+@dataclass(frozen=True)
+class DataSection:
+    datasets: tuple[str, ...] = ("synthetic",)  # CSV lists, folders, globs, or "synthetic"
+    weights: tuple[float, ...] = ()  # per-dataset mixture weights (default: equal)
+    frames: int = 16
+    fps: float | None = 4.0
+    frame_step: int | None = None
+    crop: int = 256
+    batch_size: int = 24  # global batch (split over processes)
+    num_workers: int = 4
+    ipe: int = 300  # iterations per epoch (samples drawn per epoch = ipe * batch_size)
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    steps: int = 240_000
+    warmup: int = 12_000
+    start_lr: float = 1e-4
+    lr: float = 5.25e-4
+    final_lr: float = 5.25e-4
+    schedule: str = "warmup_cosine"  # or "linear_decay" (cooldown)
+    ipe_scale: float = 1.25
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.04
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    ema: tuple[float, float] = (0.99925, 0.99925)
+    grad_accum: int = 1
+
+
+@dataclass(frozen=True)
+class RunSection:
+    out: str = "runs/pretrain"
+    seed: int = 239
+    dtype: str = "bf16"  # bf16 | fp32
+    device: str = "auto"
+    strategy: str = "ddp"  # ddp | fsdp (with several processes)
+    objective: str = "jepa"  # jepa | pixel (the pixel-reconstruction baseline)
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_every: int = 0  # also keep step_{k}.pt every k steps (0: off)
+    max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    init_from: str | None = None  # start from this checkpoint's weights (cooldown / progressive resolution)
+    init_optimizer: bool = True  # with init_from: also load its optimizer state (as the official cooldown)
+    tensorboard: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    masks: tuple[MaskConfig, ...] = OFFICIAL_MASKS
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self) -> None:
+        if self.run.objective not in ("jepa", "pixel"):
+            raise ValueError(f"run.objective must be 'jepa' or 'pixel', got {self.run.objective!r}")
+        if self.optim.schedule not in ("warmup_cosine", "linear_decay"):
+            raise ValueError(f"optim.schedule must be warmup_cosine or linear_decay, got {self.optim.schedule!r}")
+        if self.run.dtype not in ("bf16", "fp32"):
+            raise ValueError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
+
+
+@dataclass
+class TrainState:
+    student: nn.Module  # Student(encoder, predictor), possibly DDP/FSDP-wrapped
+    target: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    step: int = 0
+
+
+def build_models(cfg: PretrainConfig) -> tuple[VisionTransformer, Predictor, VisionTransformer]:
+    """Context encoder, predictor (its grid at the training crop) and a frozen copy of the encoder as teacher."""
+    enc_cfg = encoder_config(cfg.model.encoder, rope_layout=cfg.model.rope_layout)
+    out_dim = 3 * enc_cfg.tubelet_size * enc_cfg.patch_size**2 if cfg.run.objective == "pixel" else None
+    pred_cfg = predictor_config(
+        cfg.model.predictor or cfg.model.encoder,
+        embed_dim=enc_cfg.embed_dim,
+        img_size=cfg.data.crop,
+        num_frames=cfg.data.frames,
+        rope_layout=cfg.model.rope_layout,
+        out_dim=out_dim,
+        num_mask_tokens=max(10, len(cfg.masks)),
+    )
+    encoder, predictor = VisionTransformer(enc_cfg), Predictor(pred_cfg)
+    encoder.grad_checkpointing = predictor.grad_checkpointing = cfg.model.activation_checkpointing
+    target = VisionTransformer(enc_cfg)
+    target.load_state_dict(encoder.state_dict())
+    target.requires_grad_(False)
+    return encoder, predictor, target
+
+
+def param_groups(*modules: nn.Module) -> list[dict[str, Any]]:
+    """AdamW groups: weights with decay; biases and 1-D parameters (norms) without (official ``WD_exclude``)."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                (no_decay if name.endswith("bias") or p.ndim == 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "wd_exclude": True}]
+
+
+def build_state(cfg: PretrainConfig, world: dist_utils.World) -> TrainState:
+    encoder, predictor, target = build_models(cfg)
+    student = Student(encoder, predictor, cfg.run.objective, cfg.model.mask_token_per_config).to(world.device)
+    target = target.to(world.device)
+    strategy = cfg.run.strategy
+    student = dist_utils.wrap(student, world, strategy, find_unused=True)  # spare mask tokens get no grad
+    if strategy == "fsdp" and world.distributed:
+        target = dist_utils.wrap(target, world, strategy)  # same sharding as the encoder, so EMA is shard-wise
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(param_groups(student), lr=o.start_lr, betas=o.betas, eps=o.eps)
+    return TrainState(student, target, optimizer, torch.amp.GradScaler(enabled=False))
+
+
+def schedule_values(cfg: OptimSection, step: int) -> dict[str, float]:
+    """LR, weight decay and EMA momentum at ``step``."""
+    if cfg.schedule == "linear_decay":
+        lr = linear_decay_lr(step, total=cfg.steps, lr=cfg.lr, final_lr=cfg.final_lr, ipe_scale=cfg.ipe_scale)
+    else:
+        lr = warmup_cosine_lr(
+            step,
+            warmup=cfg.warmup,
+            total=cfg.steps,
+            start_lr=cfg.start_lr,
+            lr=cfg.lr,
+            final_lr=cfg.final_lr,
+            ipe_scale=cfg.ipe_scale,
+        )
+    wd = cosine_wd(step, total=cfg.steps, wd=cfg.weight_decay, final_wd=cfg.final_weight_decay)
+    ema = ema_momentum(step, total=cfg.steps, start=cfg.ema[0], end=cfg.ema[1], ipe_scale=cfg.ipe_scale)
+    return {"lr": lr, "wd": wd, "ema": ema}
+
+
+def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: torch.device) -> list:
+    """Masks for the global batch of ``step`` (a function of seed and step); this rank's samples ``rank::size``."""
+    grid = token_grid(cfg.data.frames, cfg.data.crop)
+    gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step)
+    masks = sample_masks(cfg.data.batch_size, grid, cfg.masks, generator=gen, step=step, seed=cfg.run.seed)
+    return [(c[world.rank :: world.size].to(device), t[world.rank :: world.size].to(device)) for c, t in masks]
+
+
+def autocast(cfg: PretrainConfig, device: torch.device):
+    if cfg.run.dtype == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _no_sync(module: nn.Module, last: bool):
+    """Skip the gradient all-reduce on all but the last micro-batch of an accumulation."""
+    return module.no_sync() if hasattr(module, "no_sync") and not last else nullcontext()
+
+
+def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, world: dist_utils.World) -> dict:
+    """One optimiser step on this rank's clips ``[b, 3, T, H, W]``; returns metrics (loss averaged over ranks)."""
+    values = schedule_values(cfg.optim, state.step)
+    for group in state.optimizer.param_groups:
+        group["lr"] = values["lr"]
+        if not group.get("wd_exclude"):
+            group["weight_decay"] = values["wd"]
+    masks = step_masks(cfg, state.step, world, clips.device)
+    accum = cfg.optim.grad_accum
+    chunks = clips.chunk(accum)
+    total, std = torch.zeros((), device=clips.device), 0.0
+    for i, chunk in enumerate(chunks):
+        sub = [(c.chunk(accum)[i], t.chunk(accum)[i]) for c, t in masks]
+        with _no_sync(state.student, last=i == len(chunks) - 1), autocast(cfg, clips.device):
+            if cfg.run.objective == "pixel":
+                enc = dist_utils.unwrap(state.target).cfg
+                targets = pixel_targets(chunk, enc.patch_size, enc.tubelet_size)
+            else:
+                targets = teacher_targets(state.target, chunk)
+                std += feature_std(targets) / len(chunks)
+            loss = state.student(chunk, sub, targets)
+            state.scaler.scale(loss / len(chunks)).backward()
+        total += loss.detach() / len(chunks)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.optimizer.zero_grad(set_to_none=True)
+    if cfg.run.objective == "jepa":
+        ema_update(state.target, dist_utils.unwrap(state.student).encoder, values["ema"])
+    state.step += 1
+    loss = dist_utils.all_reduce_mean(total, world).item()
+    return {"loss": loss, **values, "teacher_std": std}
+
+
+def _module_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A full state dict (gathered under FSDP) of the keys under ``prefix``, without wrapper prefixes."""
+    items = ((k.removeprefix("module."), v) for k, v in module.state_dict().items())
+    return {k.removeprefix(prefix): v.detach().cpu() for k, v in items if k.startswith(prefix)}
+
+
+def save(state: TrainState, cfg: PretrainConfig, path: Path, world: dist_utils.World, extra: dict | None = None):
+    """Write a checkpoint atomically (rank 0), with every key a resume needs."""
+    student = _module_state(state.student)
+    enc = {k.removeprefix("encoder."): v for k, v in student.items() if k.startswith("encoder.")}
+    pred = {k.removeprefix("predictor."): v for k, v in student.items() if k.startswith("predictor.")}
+    tgt = _module_state(state.target)
+    sharded = cfg.run.strategy == "fsdp" and world.distributed
+    if sharded:  # each rank keeps its own optimizer shard next to the checkpoint
+        atomic_save(state.optimizer.state_dict(), _shard_path(path, world.rank))
+    if not world.is_main:
+        return
+    ckpt = {
+        "encoder": enc,
+        "predictor": pred,
+        "target_encoder": tgt,
+        "opt": None if sharded else state.optimizer.state_dict(),
+        "scaler": state.scaler.state_dict(),
+        "step": state.step,
+        "rng": rng_state(),
+        "config": to_dict(cfg),
+        "world_size": world.size,
+        **(extra or {}),
+    }
+    atomic_save(ckpt, path)
+
+
+def _shard_path(path: Path, rank: int) -> Path:
+    return path.with_name(f"{path.stem}.opt{rank}{path.suffix}")
+
+
+def restore(
+    state: TrainState, ckpt: dict, path: Path, world: dist_utils.World, optimizer: bool = True, step: bool = True
+):
+    """Load a checkpoint written by :func:`save` into ``state`` (weights; optionally optimizer and step/RNG)."""
+    student = dist_utils.unwrap(state.student)
+    for name, module in (
+        ("encoder", student.encoder),
+        ("predictor", student.predictor),
+        ("target_encoder", state.target),
+    ):
+        dist_utils.unwrap(module).load_state_dict(ckpt[name])
+    if optimizer:
+        opt = ckpt["opt"] if ckpt["opt"] is not None else load_checkpoint(_shard_path(path, world.rank))
+        state.optimizer.load_state_dict(opt)
+        state.scaler.load_state_dict(ckpt["scaler"])
+    if step:
+        state.step = int(ckpt["step"])
+        set_rng_state(ckpt["rng"])
+
+
+def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.World, out: Path, log) -> None:
+    """Resume from ``out/latest.pt`` if present, else start from ``run.init_from`` weights if given."""
+    latest = out / "latest.pt"
+    if latest.exists():
+        restore(state, load_checkpoint(latest), latest, world)
+        log(f"resumed from {latest} at step {state.step}")
+    elif cfg.run.init_from:
+        src = Path(cfg.run.init_from)
+        restore(state, load_checkpoint(src), src, world, optimizer=cfg.run.init_optimizer, step=False)
+        log(f"initialised from {cfg.run.init_from}")
+
+
+def train(cfg: PretrainConfig, batches: Iterator[tuple[torch.Tensor, int]] | None = None) -> Path:
+    """Run (or resume) pretraining; returns the run folder. ``batches`` yields ``(clips [b,3,T,H,W], skipped)``."""
+    world = dist_utils.init(cfg.run.device)
+    out = Path(cfg.run.out)
+    torch.manual_seed(cfg.run.seed)
+    state = build_state(cfg, world)
+    logger = MetricsLogger(out, enabled=world.is_main, tensorboard=cfg.run.tensorboard)
+    if world.is_main:
+        save_config(cfg, out / "config.yaml")
+    resume_or_init(state, cfg, world, out, logger.print)
+    if batches is None:
+        from vjepa2.train.data import pretrain_batches
+
+        batches = pretrain_batches(cfg, world, start_step=state.step)
+    try:
+        _loop(state, cfg, world, batches, logger, out)
+    finally:
+        logger.close()
+    return out
+
+
+def _loop(state, cfg: PretrainConfig, world, batches, logger: MetricsLogger, out: Path) -> None:
+    start, skipped = time.monotonic(), 0
+    bar = logger.progress(total=cfg.optim.steps, initial=state.step, enabled=cfg.run.progress)
+    while state.step < cfg.optim.steps:
+        tic = time.monotonic()
+        clips, n_bad = next(batches)
+        skipped += n_bad
+        metrics = train_step(state, clips.to(world.device, non_blocking=True), cfg, world)
+        metrics.update(step=state.step, skipped=skipped, clips_per_s=cfg.data.batch_size / (time.monotonic() - tic))
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+        if state.step % cfg.run.log_every == 0 or state.step == cfg.optim.steps:
+            logger.log(metrics)
+        if cfg.run.keep_every and state.step % cfg.run.keep_every == 0:
+            save(state, cfg, out / f"step_{state.step}.pt", world)
+        out_of_time = cfg.run.max_minutes is not None and time.monotonic() - start > 60 * cfg.run.max_minutes
+        if state.step % cfg.run.checkpoint_every == 0 or state.step == cfg.optim.steps or out_of_time:
+            save(state, cfg, out / "latest.pt", world)
+        if out_of_time:
+            logger.print(f"time budget of {cfg.run.max_minutes} min reached at step {state.step}")
+            break
+    bar.close()
+
+
+def cooldown_config(cfg: PretrainConfig, init_from: str, frames: int, crop: int, steps: int) -> PretrainConfig:
+    """The progressive-resolution cooldown of ``cfg``: more frames / larger crop, linear LR decay, from a checkpoint."""
+    return replace(
+        cfg,
+        data=replace(cfg.data, frames=frames, crop=crop),
+        optim=replace(cfg.optim, schedule="linear_decay", steps=steps, warmup=0, final_lr=1e-6),
+        run=replace(cfg.run, init_from=init_from),
+    )
