@@ -1,0 +1,114 @@
+"""``vjepa2 embed``: features for the good files, a non-zero exit for the bad ones, and the built-in default."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors import safe_open
+
+from vjepa2.cli import COMMANDS, main
+from vjepa2.data.video import builtin_clip
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "vit_test", "--frames", "4", "--resolution", "64"]
+
+
+def write_clip(path: Path, n: int = 40) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=20)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n):
+            frame = np.full((48, 64, 3), 6 * i, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path) -> tuple[str, str, str]:
+    video = write_clip(tmp_path / "clip.mp4")
+    Image.fromarray(np.full((80, 96, 3), 200, np.uint8)).save(tmp_path / "image.png")
+    (tmp_path / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(2048))
+    return str(video), str(tmp_path / "image.png"), str(tmp_path / "corrupt.mp4")
+
+
+def read_features(path: Path) -> tuple[dict, dict]:
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["vjepa2"])
+
+
+@pytest.mark.parametrize("pool", ["mean", "none"])
+def test_embed_good_and_bad_files(inputs, tmp_path, capsys, pool):
+    video, image, corrupt = inputs
+    out = tmp_path / "out" / "features.safetensors"
+    assert main(["embed", video, image, corrupt, *TINY, "--pool", pool, "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "RANDOM" in err and corrupt in err
+    feats, meta = read_features(out)
+    assert sorted(feats) == sorted([video, image]) and meta["failed"] == [corrupt]
+    assert meta["weights"] == "random" and meta["model"] == "vit_test" and meta["pool"] == pool
+    assert meta["files"][video]["grid"] == [2, 4, 4] and meta["files"][image]["grid"] == [1, 4, 4]
+    if pool == "mean":
+        assert feats[video].shape == feats[image].shape == (48,)
+    else:
+        assert feats[video].shape == (32, 48) and feats[image].shape == (16, 48)
+
+
+def test_embed_with_weights_matches_python_api(inputs, tmp_path, capsys):
+    import torch
+
+    from vjepa2 import load_encoder, preprocess, read_video
+
+    model = load_encoder("vit_test").eval()
+    torch.save({"target_encoder": model.state_dict()}, tmp_path / "w.pt")
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", inputs[0], *TINY, "--weights", str(tmp_path / "w.pt"), "--out", str(out)]) == 0
+    assert "RANDOM" not in capsys.readouterr().err
+    feats, meta = read_features(out)
+    with torch.inference_mode():
+        expected = model(preprocess(read_video(inputs[0], frames=4), resolution=64)[None])[0].mean(0)
+    torch.testing.assert_close(feats[inputs[0]], expected)
+    assert meta["weights"] == str(tmp_path / "w.pt")
+
+
+def test_embed_folder_recursive(inputs, tmp_path):
+    video, image, _ = inputs
+    (tmp_path / "sub").mkdir()
+    write_clip(tmp_path / "sub" / "more.mkv", n=6)
+    (tmp_path / "notes.txt").write_text("not media")
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", str(tmp_path), *TINY, "--frame-step", "2", "--out", str(out)]) == 1  # corrupt.mp4 fails
+    feats, meta = read_features(out)
+    assert sorted(feats) == sorted([video, image, str(tmp_path / "sub" / "more.mkv")])
+    assert meta["frame_step"] == 2 and "fps" not in meta
+
+
+def test_embed_default_builtin_clip(tmp_path, capsys):
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", "--model", "vit_test", "--frames", "2", "--resolution", "32", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "built-in clip" in captured.err and "1 ok, 0 failed" in captured.out
+    feats, _ = read_features(out)
+    assert list(feats) == [str(builtin_clip())] and feats[str(builtin_clip())].shape == (48,)
+
+
+def test_help_and_registry(capsys):
+    assert "embed" in COMMANDS
+    with pytest.raises(SystemExit) as exit_:
+        main(["embed", "--help"])
+    assert exit_.value.code == 0 and "--frame-step" in capsys.readouterr().out
+
+
+def test_python_m_and_light_import():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-m", "vjepa2", "--help"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and "embed" in run.stdout
+    code = "import sys, vjepa2.cli; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.stdout.strip() == "False"

