@@ -160,6 +160,9 @@ def embed(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "embed": Command("encode videos and images into V-JEPA 2 features (safetensors)", add_embed_args, embed),
+    "pretrain": Command(
+        "V-JEPA 2 self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"
+    ),
 }
 
 

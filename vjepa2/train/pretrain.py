@@ -351,3 +351,22 @@ def cooldown_config(cfg: PretrainConfig, init_from: str, frames: int, crop: int,
         optim=replace(cfg.optim, schedule="linear_decay", steps=steps, warmup=0, final_lr=1e-6),
         run=replace(cfg.run, init_from=init_from),
     )
+
+
+def add_args(parser) -> None:
+    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/pretrain/)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+
+
+def run(args) -> int:
+    """``vjepa2 pretrain --config FILE [key=value ...]`` (also under ``torchrun``)."""
+    from vjepa2.train import distributed
+    from vjepa2.train.config import load_config
+
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    try:
+        out = train(cfg)
+    finally:
+        distributed.cleanup()
+    print(f"checkpoints and metrics in {out}")
+    return 0
