@@ -29,8 +29,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         items = value if isinstance(value, (list, tuple)) else [value]
         inner = args[0] if len(args) == 2 and args[1] is Ellipsis else None
         return tuple(_coerce(inner or args[i], v, key) for i, v in enumerate(items))
-    if tp is float and isinstance(value, int):
-        return float(value)
+    if tp in (int, float) and not isinstance(value, bool):
+        try:
+            return tp(value) if tp is float or isinstance(value, (int, str)) else value
+        except ValueError:
+            raise ValueError(f"config key {key}: expected {tp.__name__}, got {value!r}") from None
     return value
 
 

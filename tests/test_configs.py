@@ -1,0 +1,36 @@
+"""Every shipped config parses into its dataclass, and overrides work."""
+
+from pathlib import Path
+
+import pytest
+
+from vjepa2.train.config import load_config, save_config
+from vjepa2.train.pretrain import PretrainConfig
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "pretrain").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_pretrain_configs_parse(path, tmp_path):
+    cfg = load_config(PretrainConfig, path)
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(PretrainConfig, tmp_path / "resolved.yaml") == cfg
+
+
+def test_official_recipe_values():
+    cfg = load_config(PretrainConfig, CONFIGS[0].parent / "vitg16-cooldown-384px-64f.yaml")
+    assert (cfg.data.frames, cfg.data.crop, cfg.optim.schedule, cfg.model.encoder) == (
+        64,
+        384,
+        "linear_decay",
+        "vit_giant",
+    )
+
+
+def test_overrides_and_unknown_keys(tmp_path):
+    cfg = load_config(
+        PretrainConfig, None, ["optim.lr=3e-4", "data.datasets=[a.csv, b.csv]", "masks=[{num_blocks: 4}]"]
+    )
+    assert cfg.optim.lr == 3e-4 and cfg.data.datasets == ("a.csv", "b.csv") and cfg.masks[0].num_blocks == 4
+    with pytest.raises(ValueError, match="optim.lrr"):
+        load_config(PretrainConfig, None, ["optim.lrr=1"])
