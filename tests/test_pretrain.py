@@ -113,27 +113,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str, data: list[torch.Tensor]) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, data: list[torch.Tensor], strategy: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from vjepa2.train import distributed
 
     try:
-        train(tiny_config(out, steps=len(data), dtype="fp32"), iter([(x[rank::world], 0) for x in data]))
+        cfg = tiny_config(out, steps=len(data), dtype="fp32", strategy=strategy)
+        train(cfg, iter([(x[rank::world], 0) for x in data]))
     finally:
         distributed.cleanup()
 
 
 @pytest.mark.distributed
-def test_ddp_two_gloo_processes_match_single_process(tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_gloo_processes_match_single_process(tmp_path, strategy):
     data = clips(3)
     single = train(tiny_config(tmp_path / "single", steps=3, dtype="fp32"), iter([(x, 0) for x in data]))
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), data), nprocs=2, join=True)
-    assert losses(tmp_path / "ddp") == pytest.approx(losses(single), abs=1e-5)
-    a, b = load_checkpoint(single / "latest.pt"), load_checkpoint(tmp_path / "ddp" / "latest.pt")
-    for key in a["encoder"]:
-        torch.testing.assert_close(a["encoder"][key], b["encoder"][key], atol=1e-5, rtol=1e-4)
+    out = tmp_path / strategy
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), data, strategy), nprocs=2, join=True)
+    assert losses(out) == pytest.approx(losses(single), abs=1e-5)
+    a, b = load_checkpoint(single / "latest.pt"), load_checkpoint(out / "latest.pt")
+    for part in ("encoder", "target_encoder", "predictor"):
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], atol=1e-4, rtol=1e-3)
+    assert set(a["opt"]["state"]) == set(b["opt"]["state"])
 
 
 def test_distributed_request_that_cannot_start_is_loud(monkeypatch):
@@ -155,3 +160,51 @@ def _refuse(**kwargs):
 def test_config_rejects_unknown_objective(tmp_path):
     with pytest.raises(ValueError, match="objective"):
         replace(tiny_config(tmp_path), run=RunSection(objective="mae"))
+
+
+def test_cooldown_changes_frames_and_crop_from_a_checkpoint(tmp_path):
+    """Progressive resolution: a 4-frame 64 px run continues at 8 frames / 96 px with a linear LR decay."""
+    from vjepa2.train.pretrain import cooldown_config
+
+    base = train(tiny_config(tmp_path / "base", steps=2), iter([(x, 0) for x in clips(2)]))
+    cfg = cooldown_config(tiny_config(tmp_path / "cool", steps=3), str(base / "latest.pt"), frames=8, crop=96, steps=3)
+    g = torch.Generator().manual_seed(1)
+    long = [torch.randn(4, 3, 8, 96, 96, generator=g) for _ in range(3)]
+    out = train(cfg, iter([(x, 0) for x in long]))
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert records[0]["lr"] > records[1]["lr"] > records[2]["lr"]  # linear decay, no warmup
+    start = load_checkpoint(base / "latest.pt")["encoder"]
+    first = load_checkpoint(out / "latest.pt")["encoder"]
+    assert all(start[k].shape == first[k].shape for k in start)  # RoPE: no weights to resize
+
+
+def test_pretrain_on_video_files_skips_and_counts_corrupt_files(tmp_path):
+    from vjepa2.data.synthetic import WorldConfig, write_videos
+    from vjepa2.train.config import load_config
+    from vjepa2.train.pretrain import PretrainConfig
+
+    csv = write_videos(tmp_path / "videos", n=6, seed0=0, config=WorldConfig(resolution=64, frames=12))
+    (tmp_path / "videos" / "bad.mp4").write_bytes(b"\x00not a video" * 100)
+    with csv.open("a") as f:
+        f.write(f"{tmp_path / 'videos' / 'bad.mp4'} 0\n")
+    overrides = [
+        "model.encoder=vit_test",
+        f"data.datasets=[{csv}]",
+        "data.frames=4",
+        "data.crop=64",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.ipe=2",
+        "data.fps=null",
+        "data.frame_step=2",
+        "optim.steps=4",
+        "optim.warmup=1",
+        f"run.out={tmp_path / 'run'}",
+        "run.log_every=1",
+        "run.progress=false",
+    ]
+    with pytest.warns(UserWarning, match="bad.mp4"):
+        out = train(load_config(PretrainConfig, None, overrides))
+    records = read_metrics(out / "metrics.jsonl")
+    assert len(records) == 4 and records[-1]["skipped"] >= 1

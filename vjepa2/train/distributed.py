@@ -87,27 +87,46 @@ def wrap(
     """Wrap a trainable module for data parallelism (no-op in a 1-process world).
 
     ``find_unused`` is needed under DDP for modules with parameters a step may not use (the predictor's spare mask
-    tokens), as in the official code.
+    tokens), as in the official code. ``fsdp`` uses FSDP2 (``fully_shard``) with one unit per :class:`Block`.
     """
     if not world.distributed:
         return model
-    if strategy == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel, ShardingStrategy
-        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+    if strategy == "fsdp":  # FSDP2: shard every Block, then the rest; works with gloo on CPU and NCCL on CUDA
+        from torch.distributed.fsdp import fully_shard
 
         from vjepa2.nn import Block
 
-        return FullyShardedDataParallel(
-            model,
-            auto_wrap_policy=ModuleWrapPolicy({Block}),
-            sharding_strategy=ShardingStrategy.FULL_SHARD,
-            device_id=world.device if world.device.type == "cuda" else None,
-            use_orig_params=True,
-        )
+        for module in model.modules():
+            if isinstance(module, Block):
+                fully_shard(module)
+        return fully_shard(model)
     ids = [world.device] if world.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP/FSDP wrapper."""
-    return getattr(model, "module", model)
+    """The module inside a DDP wrapper (FSDP2 shards modules in place)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> tuple[dict, dict | None]:
+    """Full (unsharded, CPU) model and optimizer state dicts with plain parameter names, under DDP, FSDP or neither.
+
+    A collective under FSDP: every rank must call it.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=dist.is_initialized())
+    model_sd = get_model_state_dict(model, options=opts)
+    optim_sd = get_optimizer_state_dict(model, optimizer, options=opts) if optimizer is not None else None
+    return model_sd, optim_sd
+
+
+def load_full_state(model: nn.Module, model_sd: dict, optimizer=None, optim_sd: dict | None = None) -> None:
+    """Inverse of :func:`full_state` (each rank keeps its shard under FSDP)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    set_model_state_dict(model, model_sd, options=StateDictOptions(full_state_dict=True))
+    if optimizer is not None and optim_sd is not None:  # non-strict: parameters never used (spare mask tokens)
+        opts = StateDictOptions(full_state_dict=True, strict=False)  # have no optimizer state
+        set_optimizer_state_dict(model, optimizer, optim_sd, options=opts)

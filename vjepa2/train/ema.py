@@ -8,7 +8,14 @@ from torch import nn
 
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """``theta_target <- m * theta_target + (1 - m) * theta_online`` over all parameters, with foreach ops."""
+    """``theta_target <- m * theta_target + (1 - m) * theta_online`` over all parameters, with foreach ops.
+
+    Under FSDP2 both modules are sharded alike (per parameter, along dim 0), so the update is shard-wise; a root
+    module left unsharded after a no-grad forward is resharded first.
+    """
+    for module in (target, online):
+        if hasattr(module, "reshard"):
+            module.reshard()
     t_params = [p for p in target.parameters()]
     o_params = [p.detach() for p in online.parameters()]
     if len(t_params) != len(o_params):

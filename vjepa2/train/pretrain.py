@@ -153,7 +153,7 @@ def build_state(cfg: PretrainConfig, world: dist_utils.World) -> TrainState:
     strategy = cfg.run.strategy
     student = dist_utils.wrap(student, world, strategy, find_unused=True)  # spare mask tokens get no grad
     if strategy == "fsdp" and world.distributed:
-        target = dist_utils.wrap(target, world, strategy)  # same sharding as the encoder, so EMA is shard-wise
+        target = dist_utils.wrap(target, world, strategy)  # sharded like the encoder, so EMA is shard-wise
     o = cfg.optim
     optimizer = torch.optim.AdamW(param_groups(student), lr=o.start_lr, betas=o.betas, eps=o.eps)
     return TrainState(student, target, optimizer, torch.amp.GradScaler(enabled=False))
@@ -230,56 +230,32 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
     return {"loss": loss, **values, "teacher_std": std}
 
 
-def _module_state(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
-    """A full state dict (gathered under FSDP) of the keys under ``prefix``, without wrapper prefixes."""
-    items = ((k.removeprefix("module."), v) for k, v in module.state_dict().items())
-    return {k.removeprefix(prefix): v.detach().cpu() for k, v in items if k.startswith(prefix)}
-
-
-def save(state: TrainState, cfg: PretrainConfig, path: Path, world: dist_utils.World, extra: dict | None = None):
-    """Write a checkpoint atomically (rank 0), with every key a resume needs."""
-    student = _module_state(state.student)
-    enc = {k.removeprefix("encoder."): v for k, v in student.items() if k.startswith("encoder.")}
-    pred = {k.removeprefix("predictor."): v for k, v in student.items() if k.startswith("predictor.")}
-    tgt = _module_state(state.target)
-    sharded = cfg.run.strategy == "fsdp" and world.distributed
-    if sharded:  # each rank keeps its own optimizer shard next to the checkpoint
-        atomic_save(state.optimizer.state_dict(), _shard_path(path, world.rank))
+def save(state: TrainState, cfg: PretrainConfig, path: Path, world: dist_utils.World) -> None:
+    """Write a checkpoint atomically (rank 0) with every key a resume needs; a collective under FSDP."""
+    student, opt = dist_utils.full_state(state.student, state.optimizer)
+    target, _ = dist_utils.full_state(state.target)
     if not world.is_main:
         return
     ckpt = {
-        "encoder": enc,
-        "predictor": pred,
-        "target_encoder": tgt,
-        "opt": None if sharded else state.optimizer.state_dict(),
+        "encoder": {k.removeprefix("encoder."): v for k, v in student.items() if k.startswith("encoder.")},
+        "predictor": {k.removeprefix("predictor."): v for k, v in student.items() if k.startswith("predictor.")},
+        "target_encoder": target,
+        "opt": opt,
         "scaler": state.scaler.state_dict(),
         "step": state.step,
         "rng": rng_state(),
         "config": to_dict(cfg),
         "world_size": world.size,
-        **(extra or {}),
     }
     atomic_save(ckpt, path)
 
 
-def _shard_path(path: Path, rank: int) -> Path:
-    return path.with_name(f"{path.stem}.opt{rank}{path.suffix}")
-
-
-def restore(
-    state: TrainState, ckpt: dict, path: Path, world: dist_utils.World, optimizer: bool = True, step: bool = True
-):
+def restore(state: TrainState, ckpt: dict, optimizer: bool = True, step: bool = True) -> None:
     """Load a checkpoint written by :func:`save` into ``state`` (weights; optionally optimizer and step/RNG)."""
-    student = dist_utils.unwrap(state.student)
-    for name, module in (
-        ("encoder", student.encoder),
-        ("predictor", student.predictor),
-        ("target_encoder", state.target),
-    ):
-        dist_utils.unwrap(module).load_state_dict(ckpt[name])
+    student = {f"{part}.{k}": v for part in ("encoder", "predictor") for k, v in ckpt[part].items()}
+    dist_utils.load_full_state(state.student, student, state.optimizer if optimizer else None, ckpt["opt"])
+    dist_utils.load_full_state(state.target, ckpt["target_encoder"])
     if optimizer:
-        opt = ckpt["opt"] if ckpt["opt"] is not None else load_checkpoint(_shard_path(path, world.rank))
-        state.optimizer.load_state_dict(opt)
         state.scaler.load_state_dict(ckpt["scaler"])
     if step:
         state.step = int(ckpt["step"])
@@ -290,11 +266,10 @@ def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.Wor
     """Resume from ``out/latest.pt`` if present, else start from ``run.init_from`` weights if given."""
     latest = out / "latest.pt"
     if latest.exists():
-        restore(state, load_checkpoint(latest), latest, world)
+        restore(state, load_checkpoint(latest))
         log(f"resumed from {latest} at step {state.step}")
     elif cfg.run.init_from:
-        src = Path(cfg.run.init_from)
-        restore(state, load_checkpoint(src), src, world, optimizer=cfg.run.init_optimizer, step=False)
+        restore(state, load_checkpoint(cfg.run.init_from), optimizer=cfg.run.init_optimizer, step=False)
         log(f"initialised from {cfg.run.init_from}")
 
 
