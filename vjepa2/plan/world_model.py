@@ -1,0 +1,177 @@
+"""V-JEPA 2-AC as a world model for planning (official ``notebooks/utils/world_model_wrapper.py``).
+
+- ``encode``: every frame is encoded on its own as a duplicated 2-frame tubelet, then ``F.layer_norm`` over D.
+- ``predict_next``: the AC predictor on the whole (flattened) history; the last step's tokens, layer-normed.
+- ``rollout``: autoregressive prediction for a batch of candidate action sequences; poses are integrated with
+  :func:`vjepa2.data.poses.compute_new_pose` and each layer-normed prediction joins the history.
+- ``energy``: mean L1 distance over tokens and dims to the goal features.
+
+Everything runs under ``torch.inference_mode`` and autocast (bf16 by default, also on CPU); features come back
+in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+
+from vjepa2.data.poses import compute_new_pose
+from vjepa2.models import ACPredictor, VisionTransformer
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+PoseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """Parameter-free LayerNorm over the last dim, in float32 (``normalize_reps``)."""
+    return F.layer_norm(x.float(), (x.shape[-1],))
+
+
+class WorldModel:
+    """Frozen encoder + AC predictor with the planning operations.
+
+    Args:
+        encoder: the (target) video encoder.
+        ac_predictor: the action-conditioned predictor, built for the encoder's width and the frames' resolution.
+        dtype: autocast dtype, ``"bf16"``, ``"fp16"`` or ``"fp32"`` (no autocast).
+        pose_fn: ``(state [..., 7], action [..., 7]) -> next state [..., 7]``; the official pose update by default.
+    """
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        ac_predictor: ACPredictor,
+        dtype: str = "bf16",
+        pose_fn: PoseFn = compute_new_pose,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.encoder = encoder.eval()
+        self.predictor = ac_predictor.eval()
+        self.dtype = dtype
+        self.pose_fn = pose_fn
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.predictor.parameters()).device
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.predictor.cfg.grid**2
+
+    def autocast(self) -> AbstractContextManager:
+        """The autocast context of ``dtype`` on the model's device."""
+        dtype = DTYPES[self.dtype]
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    @torch.inference_mode()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encode frames one at a time (official per-frame encoding).
+
+        Args:
+            frames: normalised images ``[B, 3, H, W]`` or clips ``[B, 3, T, H, W]`` at the predictor's resolution.
+
+        Returns:
+            Layer-normed features ``[B, T, HW, D]`` (``T = 1`` for images), float32.
+        """
+        if frames.ndim == 4:
+            frames = frames.unsqueeze(2)
+        if frames.ndim != 5:
+            raise ValueError(f"expected frames [B, 3, H, W] or [B, 3, T, H, W], got {tuple(frames.shape)}")
+        B, C, T, H, W = frames.shape
+        size = self.predictor.cfg.img_size
+        if (H, W) != (size, size):
+            raise ValueError(f"frames are {H}x{W} but the AC predictor expects {size}x{size}")
+        flat = frames.transpose(1, 2).reshape(B * T, C, 1, H, W).to(self.device)
+        clip = flat.expand(-1, -1, self.encoder.cfg.tubelet_size, -1, -1)  # duplicated tubelet
+        with self.autocast():
+            h = self.encoder(clip)  # [B*T, HW, D]
+        return layer_norm(h).view(B, T, h.shape[1], h.shape[2])
+
+    @torch.inference_mode()
+    def predict_next(self, history: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """One step of the predictor (official ``step_predictor``).
+
+        Args:
+            history: frame features ``[S, T, HW, D]``.
+            actions: ``[S, T, 7]``; ``actions[:, t]`` is taken after frame ``t``.
+            states: ``[S, T, 7]``, the pose at each frame.
+
+        Returns:
+            Layer-normed features of frame ``T``, ``[S, HW, D]``, float32.
+        """
+        S, T, hw, D = history.shape
+        with self.autocast():
+            out = self.predictor(history.flatten(1, 2), actions, states)  # [S, T*HW, D]
+        return layer_norm(out[:, -hw:])
+
+    @torch.inference_mode()
+    def rollout(
+        self,
+        z0: torch.Tensor,
+        s0: torch.Tensor,
+        actions: torch.Tensor,
+        past_actions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Roll all candidate action sequences out at once and return the last predicted frame.
+
+        Args:
+            z0: context features ``[1 or S, T0, HW, D]`` (expanded over the candidates without a copy).
+            s0: context poses ``[1 or S, T0, 7]``.
+            actions: candidates ``[S, H, 7]``; ``actions[:, 0]`` is taken at the last context frame.
+            past_actions: ``[1 or S, T0 - 1, 7]``, the actions between the context frames; needed when ``T0 > 1``.
+
+        Returns:
+            Predicted features of frame ``T0 + H - 1``, ``[S, HW, D]``, float32.
+        """
+        S, H, _ = actions.shape
+        T0 = z0.shape[1]
+        device = self.device
+        actions = actions.to(device, torch.float32)
+        if T0 > 1:
+            if past_actions is None or past_actions.shape[1] != T0 - 1:
+                raise ValueError(f"a context of T0={T0} frames needs past_actions [.., {T0 - 1}, 7]")
+            actions = torch.cat([past_actions.to(actions).expand(S, -1, -1), actions], dim=1)
+        # Preallocated history buffers; step h reads the first T0 + h frames and poses.
+        frames = torch.empty(S, T0 + H - 1, *z0.shape[2:], device=device)
+        frames[:, :T0] = z0.to(device)
+        states = torch.empty(S, T0 + H - 1, s0.shape[-1], device=device)
+        states[:, :T0] = s0.to(device, torch.float32)
+        for h in range(H):
+            n = T0 + h  # frames known at this step
+            pred = self.predict_next(frames[:, :n], actions[:, :n], states[:, :n])
+            if h + 1 < H:
+                frames[:, n] = pred
+                states[:, n] = self.pose_fn(states[:, n - 1], actions[:, n - 1])
+        return pred
+
+    @staticmethod
+    def energy(pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Mean L1 distance over tokens and dims (official ``l1`` on flattened features).
+
+        Args:
+            pred: ``[S, HW, D]``.
+            goal: ``[HW, D]`` (any leading singleton dims, e.g. ``encode``'s ``[1, 1, HW, D]``).
+
+        Returns:
+            ``[S]``.
+        """
+        goal = goal.reshape(pred.shape[-2:]).to(pred)
+        return (pred - goal).abs().mean(dim=(-2, -1))
+
+    def energy_fn(
+        self,
+        z0: torch.Tensor,
+        s0: torch.Tensor,
+        goal: torch.Tensor,
+        past_actions: torch.Tensor | None = None,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``actions [S, H, 7] -> energies [S]`` for CEM: one batched rollout per call (shapes as ``rollout``)."""
+
+        def fn(actions: torch.Tensor) -> torch.Tensor:
+            return self.energy(self.rollout(z0, s0, actions, past_actions), goal).cpu()
+
+        return fn
