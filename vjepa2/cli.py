@@ -56,7 +56,12 @@ def add_embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-step", type=int, help="fixed step between source frames (overrides --fps)")
     p.add_argument("--resolution", type=int, help="crop size (default: the preset's img_size, 256 or 384)")
     p.add_argument("--pool", choices=("mean", "none"), default="mean", help="mean: [D] per file; none: [N, D]")
-    p.add_argument("--dtype", choices=("bf16", "fp32"), default="fp32", help="fp32 (exact) or bf16 autocast (about 2x faster on CPU)")
+    p.add_argument(
+        "--dtype",
+        choices=("bf16", "fp32"),
+        default="fp32",
+        help="fp32 (exact) or bf16 autocast (about 2x faster on CPU)",
+    )
     p.add_argument("--out", type=Path, default=Path("features.safetensors"), help="output safetensors file")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -164,6 +169,10 @@ def embed(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "embed": Command("encode videos and images into V-JEPA 2 features (safetensors)", add_embed_args, embed),
+    "collect": Command(
+        "record trajectories from a simulator", "vjepa2.envs.collect:add_args", "vjepa2.envs.collect:run"
+    ),
+    "train-ac": Command("train the V-JEPA 2-AC world model", "vjepa2.train.ac:add_args", "vjepa2.train.ac:run"),
     "pretrain": Command(
         "V-JEPA 2 self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"
     ),

@@ -30,6 +30,31 @@ def layer_norm(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x.float(), (x.shape[-1],))
 
 
+@torch.inference_mode()
+def encode_frames(encoder: VisionTransformer, frames: torch.Tensor, dtype: str = "bf16") -> torch.Tensor:
+    """Encode frames one at a time, each as a duplicated 2-frame tubelet (official per-frame encoding).
+
+    Args:
+        encoder: the frozen video encoder.
+        frames: normalised images ``[B, 3, H, W]`` or clips ``[B, 3, T, H, W]``.
+        dtype: autocast dtype name (see ``DTYPES``).
+
+    Returns:
+        Layer-normed features ``[B, T, HW, D]`` (``T = 1`` for images), float32.
+    """
+    if frames.ndim == 4:
+        frames = frames.unsqueeze(2)
+    if frames.ndim != 5:
+        raise ValueError(f"expected frames [B, 3, H, W] or [B, 3, T, H, W], got {tuple(frames.shape)}")
+    B, C, T, H, W = frames.shape
+    flat = frames.transpose(1, 2).reshape(B * T, C, 1, H, W)
+    clip = flat.expand(-1, -1, encoder.cfg.tubelet_size, -1, -1)  # duplicated tubelet
+    cast = DTYPES[dtype]
+    with torch.autocast(frames.device.type, dtype=cast or torch.float32, enabled=cast is not None):
+        h = encoder(clip)  # [B*T, HW, D]
+    return layer_norm(h).view(B, T, h.shape[1], h.shape[2])
+
+
 class WorldModel:
     """Frozen encoder + AC predictor with the planning operations.
 
@@ -67,29 +92,12 @@ class WorldModel:
         dtype = DTYPES[self.dtype]
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    @torch.inference_mode()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Encode frames one at a time (official per-frame encoding).
-
-        Args:
-            frames: normalised images ``[B, 3, H, W]`` or clips ``[B, 3, T, H, W]`` at the predictor's resolution.
-
-        Returns:
-            Layer-normed features ``[B, T, HW, D]`` (``T = 1`` for images), float32.
-        """
-        if frames.ndim == 4:
-            frames = frames.unsqueeze(2)
-        if frames.ndim != 5:
-            raise ValueError(f"expected frames [B, 3, H, W] or [B, 3, T, H, W], got {tuple(frames.shape)}")
-        B, C, T, H, W = frames.shape
+        """:func:`encode_frames` at the predictor's resolution: ``[B, 3, (T,) H, W]`` -> ``[B, T, HW, D]``."""
         size = self.predictor.cfg.img_size
-        if (H, W) != (size, size):
-            raise ValueError(f"frames are {H}x{W} but the AC predictor expects {size}x{size}")
-        flat = frames.transpose(1, 2).reshape(B * T, C, 1, H, W).to(self.device)
-        clip = flat.expand(-1, -1, self.encoder.cfg.tubelet_size, -1, -1)  # duplicated tubelet
-        with self.autocast():
-            h = self.encoder(clip)  # [B*T, HW, D]
-        return layer_norm(h).view(B, T, h.shape[1], h.shape[2])
+        if frames.shape[-2:] != (size, size):
+            raise ValueError(f"frames are {tuple(frames.shape[-2:])} but the AC predictor expects {size}x{size}")
+        return encode_frames(self.encoder, frames.to(self.device), self.dtype)
 
     @torch.inference_mode()
     def predict_next(self, history: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:

@@ -82,12 +82,17 @@ def all_reduce_mean(value: torch.Tensor, world: World) -> torch.Tensor:
 
 
 def wrap(
-    model: nn.Module, world: World, strategy: Literal["ddp", "fsdp"] = "ddp", find_unused: bool = False
+    model: nn.Module,
+    world: World,
+    strategy: Literal["ddp", "fsdp"] = "ddp",
+    find_unused: bool = False,
+    static_graph: bool = False,
 ) -> nn.Module:
     """Wrap a trainable module for data parallelism (no-op in a 1-process world).
 
     ``find_unused`` is needed under DDP for modules with parameters a step may not use (the predictor's spare mask
-    tokens), as in the official code. ``fsdp`` uses FSDP2 (``fully_shard``) with one unit per :class:`Block`.
+    tokens), as in the official code; ``static_graph`` for modules run several times per backward (AC rollout).
+    ``fsdp`` uses FSDP2 (``fully_shard``) with one unit per :class:`Block`.
     """
     if not world.distributed:
         return model
@@ -101,7 +106,9 @@ def wrap(
                 fully_shard(module)
         return fully_shard(model)
     ids = [world.device] if world.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused, static_graph=static_graph
+    )
 
 
 def unwrap(model: nn.Module) -> nn.Module:

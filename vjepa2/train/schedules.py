@@ -39,3 +39,13 @@ def ema_momentum(step: int, *, total: int, start: float, end: float, ipe_scale: 
     """EMA momentum at ``step``: linear ramp from ``start`` to ``end`` (constant when they are equal)."""
     progress = min(step / max(ipe_scale * total, 1), 1.0)
     return start + (end - start) * progress
+
+
+def wsd_lr(step: int, *, warmup: int, anneal: int, total: int, start_lr: float, lr: float, final_lr: float) -> float:
+    """Warmup-stable-decay (official ``WSDSchedule``): linear warmup, constant, then a linear anneal to ``final_lr``."""
+    if step < warmup:
+        return start_lr + (step + 1) / max(warmup, 1) * (lr - start_lr)
+    decay_start = total - anneal
+    if step < decay_start:
+        return lr
+    return lr + (final_lr - lr) * min((step - decay_start + 1) / max(anneal, 1), 1.0)

@@ -1,0 +1,103 @@
+"""``vjepa2 collect``: roll out an exploration policy in an environment and write one trajectory file per episode.
+
+Trajectories (``frames`` uint8 ``[T, H, W, 3]``, ``states`` ``[T, 7]``, executed ``actions`` ``[T-1, 7]``, ``fps``)
+use the format of :mod:`vjepa2.data.trajectories`, so ``vjepa2 train-ac`` reads them like DROID clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vjepa2.data.trajectories import save_trajectory
+
+Policy = Callable[[Any, np.random.Generator], np.ndarray]
+
+
+def make_policy(name: str, noise: float = 0.3) -> Policy:
+    """``scripted`` (a noisy task expert: ``noise`` is the chance of a random action) or ``random`` (L1 ball)."""
+    from vjepa2.envs.franka_tasks import random_action, scripted_action
+
+    if name == "scripted":
+        return lambda env, rng: scripted_action(env, rng, noise)
+    if name == "random":
+        return lambda env, rng: random_action(rng)
+    raise ValueError(f"unknown policy {name!r}; choose 'scripted' or 'random'")
+
+
+def collect_episode(env: Any, policy: Policy, seed: int, steps: int) -> dict[str, Any]:
+    """One episode from ``reset(seed)``: frames, states and actions as arrays, and whether it succeeded."""
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    frames, states, actions, success = [obs["image"]], [obs["state"]], [], bool(info.get("is_success", False))
+    for _ in range(steps):
+        action = np.asarray(policy(env, rng), dtype=np.float32)
+        obs, _, terminated, _, info = env.step(action)
+        frames.append(obs["image"])
+        states.append(obs["state"])
+        actions.append(action)
+        success = success or bool(info.get("is_success", False))
+        if terminated:
+            break
+    return {"frames": np.stack(frames), "states": np.stack(states), "actions": np.stack(actions), "success": success}
+
+
+def collect(
+    env_name: str,
+    episodes: int,
+    out: str | Path,
+    policy: str = "scripted",
+    noise: float = 0.3,
+    image_size: int = 64,
+    steps: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Path]:
+    """Write ``episodes`` trajectories of ``env_name`` to ``out``; returns their paths (existing ones are kept)."""
+    from vjepa2.envs import make
+
+    env = make(env_name, image_size=image_size).unwrapped
+    out = Path(out)
+    act = make_policy(policy, noise)
+    paths, successes = [], 0
+    try:
+        for ep in tqdm(range(episodes), desc=f"collect {env_name}", disable=not progress):
+            path = out / f"{env_name}-{policy}-{seed + ep:06d}.npz"
+            if not path.exists():
+                data = collect_episode(env, act, seed + ep, steps or env.max_episode_steps)
+                meta = {
+                    "env": env_name,
+                    "policy": policy,
+                    "noise": noise,
+                    "seed": seed + ep,
+                    "success": data["success"],
+                }
+                save_trajectory(path, data["frames"], data["states"], fps=4.0, actions=data["actions"], metadata=meta)
+                successes += data["success"]
+            paths.append(path)
+    finally:
+        env.close()
+    return paths
+
+
+def add_args(parser) -> None:
+    from vjepa2.envs import ENVS
+
+    parser.add_argument("--env", required=True, choices=sorted(ENVS), help="environment")
+    parser.add_argument("--episodes", type=int, required=True)
+    parser.add_argument("--out", required=True, help="folder for the trajectory files")
+    parser.add_argument("--policy", choices=("scripted", "random"), default="scripted")
+    parser.add_argument("--noise", type=float, default=0.3, help="scripted policy: chance of a random action")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, help="steps per episode (default: the task's budget)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    paths = collect(args.env, args.episodes, args.out, args.policy, args.noise, args.image_size, args.steps, args.seed)
+    print(f"{len(paths)} trajectories in {args.out}")
+    return 0

@@ -1,0 +1,241 @@
+"""V-JEPA 2-AC world-model training (stage 2, official ``app/vjepa_droid/train.py``).
+
+A frozen encoder (an official checkpoint or a stage-1 run) encodes each frame alone; features are layer-normed.
+The action-conditioned predictor learns with teacher forcing (predict frames 1..T-1 from frames 0..T-2, actions and
+states) plus a rollout loss (feed its own first prediction back and predict ``rollout_steps`` frames
+autoregressively, gradients through the first prediction), both L1; warmup-stable-decay LR, AdamW. Encoder features
+can be cached to disk once (``data.cache_features``), after which a step costs only the predictor.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vjepa2.config import ac_predictor_config
+from vjepa2.models import ACPredictor
+from vjepa2.train import distributed as dist_utils
+from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from vjepa2.train.config import save_config, to_dict
+from vjepa2.train.metrics import MetricsLogger
+from vjepa2.train.pretrain import autocast, param_groups
+from vjepa2.train.schedules import wsd_lr
+from vjepa2.weights import load_encoder
+
+
+@dataclass(frozen=True)
+class ACModelSection:
+    encoder: str = "vit_giant"  # encoder preset
+    encoder_weights: str | None = None  # official .pt, HF folder or a pretraining run's latest.pt
+    encoder_key: str = "target_encoder"
+    predictor: str = "ac_vit_giant"  # AC predictor preset (its embed_dim must match the encoder)
+
+
+@dataclass(frozen=True)
+class ACDataSection:
+    trajectories: tuple[str, ...] = ()  # trajectory files or folders (npz/h5)
+    frames: int = 8
+    fps: float | None = 4.0
+    frame_step: int | None = None
+    resolution: int = 256
+    transform: str = "droid"  # droid (official centre-crop quirk) | resize (square simulator frames)
+    batch_size: int = 256
+    num_workers: int = 4
+    cache_features: bool = True
+
+
+@dataclass(frozen=True)
+class ACOptimSection:
+    steps: int = 94_500
+    warmup: int = 4_500
+    anneal: int = 4_500
+    start_lr: float = 7.5e-5
+    lr: float = 4.25e-4
+    final_lr: float = 0.0
+    weight_decay: float = 0.04
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    rollout_steps: int = 2  # official auto_steps; 0 disables the rollout loss
+
+
+@dataclass(frozen=True)
+class ACRunSection:
+    out: str = "runs/ac"
+    seed: int = 0
+    dtype: str = "bf16"
+    device: str = "auto"
+    log_every: int = 10
+    checkpoint_every: int = 500
+    max_minutes: float | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ACTrainConfig:
+    model: ACModelSection = field(default_factory=ACModelSection)
+    data: ACDataSection = field(default_factory=ACDataSection)
+    optim: ACOptimSection = field(default_factory=ACOptimSection)
+    run: ACRunSection = field(default_factory=ACRunSection)
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, (x.shape[-1],))
+
+
+def ac_losses(
+    predictor: nn.Module, h: torch.Tensor, actions: torch.Tensor, states: torch.Tensor, rollout_steps: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing and rollout L1 losses on layer-normed features.
+
+    Args:
+        predictor: the AC predictor.
+        h: features ``[B, T, HW, D]`` (layer-normed targets, no grad).
+        actions: ``[B, T - 1, 7]``; ``actions[:, t]`` leads from frame t to t + 1.
+        states: ``[B, T, 7]``.
+        rollout_steps: frames predicted autoregressively from frame 0 (official ``auto_steps``), capped at T - 1.
+
+    Returns:
+        ``(teacher_forcing, rollout)`` losses; rollout is 0 when ``rollout_steps`` is 0.
+    """
+    B, T, hw, D = h.shape
+    z = predictor(h[:, :-1].flatten(1, 2), actions, states[:, :-1])  # predictions of frames 1..T-1
+    z = layer_norm(z.float()).view(B, T - 1, hw, D)
+    tf = (z - h[:, 1:]).abs().mean()
+    steps = min(rollout_steps, T - 1)
+    if steps == 0:
+        return tf, torch.zeros_like(tf)
+    preds = [z[:, 0]]  # the teacher-forcing prediction of frame 1 seeds the rollout (gradients flow through it)
+    for n in range(1, steps):
+        history = torch.stack([h[:, 0], *preds], dim=1)  # [B, n + 1, HW, D]
+        out = predictor(history.flatten(1, 2), actions[:, : n + 1], states[:, : n + 1])
+        preds.append(layer_norm(out.float()).view(B, n + 1, hw, D)[:, -1])
+    rollout = (torch.stack(preds, dim=1) - h[:, 1 : steps + 1]).abs().mean()
+    return tf, rollout
+
+
+@dataclass
+class ACState:
+    encoder: nn.Module  # frozen
+    predictor: nn.Module  # possibly DDP/FSDP-wrapped
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+
+
+def build_state(cfg: ACTrainConfig, world: dist_utils.World) -> ACState:
+    """Frozen encoder from its weights, a fresh AC predictor at the data resolution, AdamW."""
+    encoder = load_encoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.encoder_key)
+    encoder = encoder.eval().requires_grad_(False).to(world.device)
+    pred_cfg = ac_predictor_config(cfg.model.predictor, embed_dim=encoder.embed_dim, img_size=cfg.data.resolution)
+    predictor = ACPredictor(pred_cfg).to(world.device)
+    predictor = dist_utils.wrap(predictor, world, "ddp", static_graph=True)  # rollout reuses weights per backward
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(param_groups(predictor), lr=o.start_lr, weight_decay=o.weight_decay, betas=o.betas)
+    return ACState(encoder, predictor, optimizer)
+
+
+def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.World) -> dict[str, float]:
+    """One optimiser step on ``(features [b,T,HW,D], actions [b,T-1,7], states [b,T,7])``."""
+    o = cfg.optim
+    lr = wsd_lr(
+        state.step, warmup=o.warmup, anneal=o.anneal, total=o.steps, start_lr=o.start_lr, lr=o.lr, final_lr=o.final_lr
+    )
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    h, actions, states = (t.to(world.device) for t in batch)
+    with autocast(cfg, world.device):
+        tf, rollout = ac_losses(state.predictor, h, actions, states, o.rollout_steps)
+    (tf + rollout).backward()
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    tf, rollout = (dist_utils.all_reduce_mean(x.detach(), world).item() for x in (tf, rollout))
+    return {"loss": tf + rollout, "teacher_forcing": tf, "rollout": rollout, "lr": lr}
+
+
+def save(state: ACState, cfg: ACTrainConfig, path: Path, world: dist_utils.World) -> None:
+    """Atomic checkpoint with the frozen encoder, so a world model is one self-contained file."""
+    predictor, opt = dist_utils.full_state(state.predictor, state.optimizer)
+    if world.is_main:
+        ckpt = {
+            "encoder": {k: v.cpu() for k, v in state.encoder.state_dict().items()},
+            "predictor": predictor,
+            "opt": opt,
+            "step": state.step,
+            "rng": rng_state(),
+            "config": to_dict(cfg),
+            "encoder_config": to_dict(state.encoder.cfg),
+            "predictor_config": to_dict(dist_utils.unwrap(state.predictor).cfg),
+        }
+        atomic_save(ckpt, path)
+
+
+def restore(state: ACState, ckpt: dict) -> None:
+    dist_utils.load_full_state(state.predictor, ckpt["predictor"], state.optimizer, ckpt["opt"])
+    state.step = int(ckpt["step"])
+    set_rng_state(ckpt["rng"])
+
+
+def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
+    """Train (or resume) an AC predictor; returns the run folder. ``batches`` yields ``(features, actions, states)``."""
+    world = dist_utils.init(cfg.run.device)
+    out = Path(cfg.run.out)
+    torch.manual_seed(cfg.run.seed)
+    state = build_state(cfg, world)
+    logger = MetricsLogger(out, enabled=world.is_main)
+    if world.is_main:
+        save_config(cfg, out / "config.yaml")
+    if (out / "latest.pt").exists():
+        restore(state, load_checkpoint(out / "latest.pt"))
+        logger.print(f"resumed from {out / 'latest.pt'} at step {state.step}")
+    if batches is None:
+        from vjepa2.train.ac_data import ac_batches
+
+        batches = ac_batches(cfg, world, state.encoder, start_step=state.step)
+    try:
+        _loop(state, cfg, world, batches, logger, out)
+    finally:
+        logger.close()
+    return out
+
+
+def _loop(state: ACState, cfg: ACTrainConfig, world, batches, logger: MetricsLogger, out: Path) -> None:
+    start = time.monotonic()
+    bar = logger.progress(total=cfg.optim.steps, initial=state.step, enabled=cfg.run.progress)
+    while state.step < cfg.optim.steps:
+        tic = time.monotonic()
+        metrics = ac_step(state, next(batches), cfg, world)
+        metrics.update(step=state.step, clips_per_s=cfg.data.batch_size / (time.monotonic() - tic))
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+        if state.step % cfg.run.log_every == 0 or state.step == cfg.optim.steps:
+            logger.log(metrics)
+        out_of_time = cfg.run.max_minutes is not None and time.monotonic() - start > 60 * cfg.run.max_minutes
+        if state.step % cfg.run.checkpoint_every == 0 or state.step == cfg.optim.steps or out_of_time:
+            save(state, cfg, out / "latest.pt", world)
+        if out_of_time:
+            logger.print(f"time budget of {cfg.run.max_minutes} min reached at step {state.step}")
+            break
+    bar.close()
+
+
+def add_args(parser) -> None:
+    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/ac/)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+
+
+def run(args) -> int:
+    """``vjepa2 train-ac --config FILE [key=value ...]`` (also under ``torchrun``)."""
+    from vjepa2.train.config import load_config
+
+    cfg = load_config(ACTrainConfig, args.config, args.overrides)
+    try:
+        out = train_ac(cfg)
+    finally:
+        dist_utils.cleanup()
+    print(f"world model checkpoints and metrics in {out}")
+    return 0
