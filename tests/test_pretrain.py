@@ -208,3 +208,25 @@ def test_pretrain_on_video_files_skips_and_counts_corrupt_files(tmp_path):
         out = train(load_config(PretrainConfig, None, overrides))
     records = read_metrics(out / "metrics.jsonl")
     assert len(records) == 4 and records[-1]["skipped"] >= 1
+
+
+def test_pretrain_on_robot_trajectories(tmp_path):
+    """Frames of collected trajectories (npz) are a pretraining source, e.g. for the planning demo's encoder."""
+    import numpy as np
+
+    from vjepa2.data.trajectories import save_trajectory
+    from vjepa2.train.data import is_trajectory_source
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        frames = rng.integers(0, 255, (10, 48, 48, 3), dtype=np.uint8)
+        save_trajectory(tmp_path / "data" / f"t{i}.npz", frames, np.zeros((10, 7), np.float32), fps=4.0)
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"")
+    assert is_trajectory_source(str(tmp_path / "data")) and not is_trajectory_source(str(tmp_path / "videos"))
+    cfg = replace(
+        tiny_config(tmp_path / "run", steps=2),
+        data=DataSection(datasets=(str(tmp_path / "data"),), frames=4, crop=64, batch_size=4, num_workers=0, ipe=2),
+    )  # noqa: E501
+    out = train(cfg)
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]

@@ -1,4 +1,5 @@
-"""Batches for pretraining: the built-in synthetic world or weighted mixtures of video/image datasets.
+"""Batches for pretraining: the built-in synthetic world, weighted mixtures of video/image datasets, or the frames
+of robot trajectories.
 
 Both sources are deterministic functions of ``(seed, step)``: a resumed run sees exactly the batches an
 uninterrupted run would have seen, and with ``world`` processes rank ``r`` gets the samples ``r::world`` of the
@@ -8,14 +9,18 @@ global batch (matching how :func:`~vjepa2.train.pretrain.step_masks` slices the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vjepa2.data.augment import AugmentConfig, VideoAugment
 from vjepa2.data.datasets import VideoClipDataset, make_loader
+from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
+from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClipDataset
 from vjepa2.train.distributed import World
 
 if TYPE_CHECKING:
@@ -86,12 +91,45 @@ def file_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iter
         epoch, start = epoch + 1, 0
 
 
+def is_trajectory_source(source: str) -> bool:
+    """A robot-trajectory file (npz/h5), or a folder holding such files (and no videos)."""
+    path = Path(source)
+    if path.is_file():
+        return path.suffix.lower() in TRAJECTORY_SUFFIXES
+    return path.is_dir() and any(f.suffix.lower() in TRAJECTORY_SUFFIXES for f in path.rglob("*"))
+
+
+def trajectory_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+    """Endless ``(clips, 0)`` of frames from robot trajectories (e.g. ``vjepa2 collect`` output), resized to crop."""
+    d = cfg.data
+    dataset = TrajectoryClipDataset(
+        list(d.datasets), frames=d.frames, fps=d.fps if d.frame_step is None else None, frame_step=d.frame_step,
+        resolution=d.crop, transform="resize", seed=cfg.run.seed,
+    )  # fmt: skip
+    sampler = DistributedWeightedSampler(
+        np.ones(len(dataset)), d.ipe * d.batch_size, world.rank, world.size, seed=cfg.run.seed, yield_keys=True
+    )
+    loader = DataLoader(dataset, batch_size=d.batch_size // world.size, sampler=sampler, num_workers=d.num_workers)
+    epoch, start = divmod(start_step, d.ipe)
+    while True:
+        sampler.set_epoch(epoch, start_index=start * (d.batch_size // world.size))
+        for item in loader:
+            yield item.clip, 0
+        epoch, start = epoch + 1, 0
+
+
 def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """The batch stream for ``cfg.data`` from ``start_step`` on, for this rank."""
     if cfg.data.batch_size % world.size:
         raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
-    if tuple(cfg.data.datasets) == (SYNTHETIC,):
+    sources = tuple(cfg.data.datasets)
+    if sources == (SYNTHETIC,):
         return synthetic_batches(cfg, world, start_step)
-    if SYNTHETIC in cfg.data.datasets:
+    if SYNTHETIC in sources:
         raise ValueError("data.datasets: 'synthetic' cannot be mixed with file datasets")
+    kinds = {is_trajectory_source(s) for s in sources}
+    if kinds == {True}:
+        return trajectory_batches(cfg, world, start_step)
+    if len(kinds) > 1:
+        raise ValueError(f"data.datasets mixes robot trajectories and videos: {list(sources)}")
     return file_batches(cfg, world, start_step)
