@@ -176,6 +176,10 @@ COMMANDS: dict[str, Command] = {
     "pretrain": Command(
         "V-JEPA 2 self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"
     ),
+    "plan": Command("MPC with a world model vs baselines", "vjepa2.plan.cli:add_plan_args", "vjepa2.plan.cli:run_plan"),
+    "energy-landscape": Command(
+        "world-model energy around a transition", "vjepa2.plan.cli:add_landscape_args", "vjepa2.plan.cli:run_landscape"
+    ),
 }
 
 

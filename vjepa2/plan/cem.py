@@ -120,6 +120,8 @@ CEM_NOTEBOOK = CEMConfig(
 )
 # Seconds on a CPU: for tests and smoke runs.
 CEM_TINY = CEMConfig(samples=32, iterations=3, topk=4)
+# The paper's planner scaled to a CPU (1/16 of its rollouts): 128 samples x 4 iterations, top-10, horizon 1.
+CEM_CPU = CEMConfig(samples=128, iterations=4, topk=10)
 
 
 def project_l1_ball(x: torch.Tensor, radius: float) -> torch.Tensor:

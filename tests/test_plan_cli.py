@@ -1,0 +1,156 @@
+"""``vjepa2 plan`` and ``vjepa2 energy-landscape`` on a tiny trained world model; the oracle's true-state model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pybullet")
+pytest.importorskip("gymnasium")
+
+from PIL import Image  # noqa: E402
+
+from vjepa2.cli import COMMANDS, main  # noqa: E402
+from vjepa2.plan.cem import CEM_CPU, CEM_PAPER  # noqa: E402
+from vjepa2.plan.cli import TrueStateSim, cem_config, describe_cem, format_table, make_env  # noqa: E402
+from vjepa2.train.ac import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def trajectories(tmp_path_factory) -> list[Path]:
+    from vjepa2.envs.collect import collect
+
+    return collect("franka-reach", 2, tmp_path_factory.mktemp("traj"), steps=5, image_size=SIZE, progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trajectories, tmp_path_factory) -> Path:
+    from vjepa2.train.ac import train_ac
+
+    cfg = ACTrainConfig(
+        model=ACModelSection(encoder="vit_test", predictor="ac_vit_test"),
+        data=ACDataSection(
+            trajectories=tuple(map(str, trajectories)),
+            frames=4,
+            resolution=SIZE,
+            transform="resize",
+            batch_size=2,
+            num_workers=0,
+        ),  # fmt: skip
+        optim=ACOptimSection(steps=2, warmup=1, anneal=0),
+        run=ACRunSection(out=str(tmp_path_factory.mktemp("ac")), progress=False),
+    )
+    return train_ac(cfg) / "latest.pt"
+
+
+def test_plan_prints_the_table_and_writes_gif_and_json(checkpoint, tmp_path, capsys):
+    gif, out = tmp_path / "gifs" / "episode.gif", tmp_path / "results.json"
+    argv = ["plan", "--env", "franka-reach", "--world-model", str(checkpoint), "--episodes", "2", "--cem", "tiny"]
+    assert main([*argv, "--max-steps", "3", "--device", "cpu", "--gif", str(gif), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| planner | success | final distance (m) | s / action | CEM |" in text
+    for row in ("| latent | ", "| random | ", "| oracle | "):
+        assert row in text
+    assert "32x3 top-4 H=1 L1<=0.075" in text
+    image = Image.open(gif)
+    assert 2 <= image.n_frames <= 4 and image.size == (SIZE + 4 + SIZE, SIZE)  # frames next to the goal image
+    record = json.loads(out.read_text())
+    assert record["budgets"] == [16] and record["image_size"] == SIZE and record["cem"]["samples"] == 32
+    results = {r["planner"]: r for r in record["results"]}
+    assert list(results) == ["latent", "random", "oracle"]
+    for r in results.values():
+        assert r["episodes"] == 2 and len(r["episode_rows"]) == 2 and r["final_distance"] > 0
+        assert r["successes"] == sum(e["success"] for e in r["episode_rows"])
+    assert [e["seed"] for e in results["oracle"]["episode_rows"]] == [0, 1]
+    assert results["latent"]["seconds_per_action"] > 0 and results["oracle"]["seconds_per_action"] > 0
+    assert results["oracle"]["final_distance"] < results["random"]["final_distance"]  # true-state CEM
+
+
+def test_plan_pick_and_place_uses_subgoal_budgets(checkpoint, tmp_path, capsys):
+    out = tmp_path / "pp.json"
+    argv = ["plan", "--env", "franka-pick-and-place", "--world-model", str(checkpoint), "--episodes", "1"]
+    argv += ["--cem", "cpu", "--samples", "8", "--iterations", "1", "--topk", "2", "--baselines", "random"]
+    assert main([*argv, "--max-steps", "2", "--device", "cpu", "--out", str(out)]) == 0
+    assert "| oracle |" not in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["budgets"] == [4, 10, 4] and [r["planner"] for r in record["results"]] == ["latent", "random"]
+    assert record["cem"]["samples"] == 8 and record["results"][0]["cem"] == "8x1 top-2 H=1 L1<=0.075"
+
+
+def test_oracle_model_scores_the_goal_shown_and_restores_state():
+    env = make_env("franka-pick-and-place", 32)
+    try:
+        env.reset(seed=3)
+        franka, sim = env.env, TrueStateSim(env.env)
+        goals = env.goal_images()
+        assert [sim.goal_index(g) for g in goals] == [0, 1, 2]
+        saved = sim.get_sim_state()
+        before = franka.state()
+        sim.step(np.array([0.05, 0, 0, 0, 0, 0, 0], dtype=np.float32))
+        assert not np.allclose(franka.state(), before)
+        assert sim.distance(None, {}, goals[1]) == pytest.approx(franka.oracle_cost(goal_index=1))
+        sim.set_sim_state(saved)
+        np.testing.assert_allclose(franka.state(), before, atol=1e-6)
+        ids = {sim.get_sim_state().bullet_id for _ in range(5)}
+        assert len(ids) == 1  # each snapshot releases the previous one: pybullet reuses the slot, nothing leaks
+        with pytest.raises(ValueError, match="not one of the env's goal images"):
+            sim.goal_index(np.zeros_like(goals[0]))
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("source", ["trajectory", "env"])
+def test_energy_landscape_writes_a_png(checkpoint, trajectories, tmp_path, capsys, source):
+    png = tmp_path / "landscape.png"
+    given = (
+        ["--trajectory", str(trajectories[0]), "--index", "1"] if source == "trajectory" else ["--env", "franka-reach"]
+    )
+    argv = ["energy-landscape", "--world-model", str(checkpoint), *given, "--n", "5", "--device", "cpu"]
+    assert main([*argv, "--out", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert "ground truth: dx=" in text and "argmin:" in text and "gap" in text
+    assert Image.open(png).format == "PNG"
+    if source == "env":
+        assert "dz=+0.00" in text or "dz=-0.00" in text  # the scripted step is kept in the swept plane
+
+
+def test_bad_world_model_fails_with_a_clear_message(trajectories, tmp_path, capsys):
+    missing = tmp_path / "missing.pt"
+    assert main(["plan", "--env", "franka-reach", "--world-model", str(missing), "--episodes", "1"]) == 2
+    assert f"error: no weights file or folder at {missing}" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    argv = ["energy-landscape", "--world-model", str(garbage), "--trajectory", str(trajectories[0])]
+    assert main(argv) == 2
+    assert str(garbage) in capsys.readouterr().err
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "vjepa2", "plan", "--env", "franka-reach", "--world-model", str(missing)]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert run.returncode != 0 and str(missing) in run.stderr and "Traceback" not in run.stderr
+
+
+def test_cem_presets_overrides_and_table():
+    assert {"plan", "energy-landscape"} <= set(COMMANDS)
+    assert (CEM_CPU.samples, CEM_CPU.iterations, CEM_CPU.topk, CEM_CPU.horizon, CEM_CPU.radius) == (
+        128,
+        4,
+        10,
+        1,
+        0.075,
+    )
+    cfg = cem_config("paper", samples=64, horizon=None)
+    assert cfg.samples == 64 and cfg.horizon == CEM_PAPER.horizon and describe_cem(cfg) == "64x10 top-10 H=1 L1<=0.075"
+    assert describe_cem(cem_config("notebook")) == "400x10 top-10 H=2 box 0.05"
+    with pytest.raises(ValueError, match="unknown CEM preset"):
+        cem_config("huge")
+    row = {"planner": "x", "success_rate": 0.5, "successes": 1, "episodes": 2, "final_distance": 0.01}
+    assert "| x | 50% (1/2) | 0.010 | 0.250 | c |" in format_table([{**row, "seconds_per_action": 0.25, "cem": "c"}])

@@ -1,0 +1,132 @@
+"""Load a V-JEPA 2-AC world model (frozen encoder + AC predictor) from one checkpoint file.
+
+Two kinds of file are understood:
+
+- a ``vjepa2 train-ac`` checkpoint (``latest.pt``): its ``encoder_config`` / ``predictor_config`` entries rebuild
+  the models, and the ``encoder`` / ``predictor`` entries fill them;
+- the official ``vjepa2-ac-vitg.pt``: it stores no configs, so presets are passed, e.g.
+  ``load_world_model("vjepa2-ac-vitg.pt", encoder="vit_giant", predictor="ac_vit_giant")``.
+
+Either way the weights go through the strict loaders of :mod:`vjepa2.weights`, so a preset that does not fit the
+file raises a :class:`~vjepa2.weights.WeightsError` naming the file and every mismatched key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vjepa2.config import ACPredictorConfig, EncoderConfig
+from vjepa2.plan.world_model import DTYPES, WorldModel
+from vjepa2.train.config import from_dict
+from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a world-model file says about itself (all None for the official checkpoint).
+
+    Attributes:
+        encoder: the stored encoder config.
+        predictor: the stored AC predictor config.
+        train: the ``train-ac`` run config as a nested dict (``data.transform``, ``data.resolution``, ...).
+        step: the training step of the checkpoint.
+    """
+
+    encoder: EncoderConfig | None = None
+    predictor: ACPredictorConfig | None = None
+    train: dict[str, Any] | None = None
+    step: int | None = None
+
+    @property
+    def transform(self) -> str | None:
+        """The frame transform the predictor was trained with (``resize``, ``droid``, ...), if recorded."""
+        return ((self.train or {}).get("data") or {}).get("transform")
+
+
+def _config(cls: type, data: Any, entry: str, path: Path) -> Any:
+    try:
+        return from_dict(cls, data)
+    except (TypeError, ValueError) as err:
+        raise WeightsError(f"{path}: entry {entry!r} is not a valid {cls.__name__}: {err}") from err
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The configs, run config and step stored in a world-model file (without building the models).
+
+    Raises:
+        WeightsNotFoundError: ``path`` does not exist.
+        WeightsError: the file is not a checkpoint that loads safely.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    enc, pred = ckpt.get("encoder_config"), ckpt.get("predictor_config")
+    step = ckpt.get("step")
+    return CheckpointInfo(
+        encoder=None if enc is None else _config(EncoderConfig, enc, "encoder_config", path),
+        predictor=None if pred is None else _config(ACPredictorConfig, pred, "predictor_config", path),
+        train=ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None,
+        step=int(step) if isinstance(step, (int, torch.Tensor)) else None,
+    )
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; other names as :class:`torch.device` (ValueError if absent)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def load_world_model(
+    path: str | Path,
+    dtype: str = "bf16",
+    device: str | torch.device = "cpu",
+    encoder: str | EncoderConfig | None = None,
+    predictor: str | ACPredictorConfig | None = None,
+) -> WorldModel:
+    """A :class:`WorldModel` from a ``train-ac`` checkpoint or the official V-JEPA 2-AC file.
+
+    Args:
+        path: the checkpoint file.
+        dtype: autocast dtype of the world model, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a :class:`torch.device`.
+        encoder: encoder preset name or config; None uses the file's ``encoder_config`` (required for files
+            without one, e.g. ``"vit_giant"`` for ``vjepa2-ac-vitg.pt``).
+        predictor: AC predictor preset name or config; None uses the file's ``predictor_config`` (e.g.
+            ``"ac_vit_giant"`` for the official file).
+
+    Returns:
+        The world model in eval mode on ``device``; the encoder maps frames at the predictor's ``img_size`` to
+        ``[B, T, HW, D]`` features.
+
+    Raises:
+        WeightsNotFoundError: ``path`` does not exist.
+        WeightsError: the file has no config and no preset was given, or the weights do not fit (strict load).
+    """
+    path = Path(path)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    info = read_checkpoint_info(path)
+    enc_cfg = encoder if encoder is not None else info.encoder
+    pred_cfg = predictor if predictor is not None else info.predictor
+    if enc_cfg is None or pred_cfg is None:
+        missing = " and ".join(n for n, c in (("encoder", enc_cfg), ("predictor", pred_cfg)) if c is None)
+        raise WeightsError(
+            f"{path} stores no {missing} config (not a `vjepa2 train-ac` checkpoint): pass presets, e.g. "
+            "encoder='vit_giant', predictor='ac_vit_giant' for the official vjepa2-ac-vitg.pt"
+        )
+    key = "encoder" if info.encoder is not None else "target_encoder"  # train-ac saves only `encoder`
+    enc = load_encoder(enc_cfg, path, key=key)
+    pred = load_ac_predictor(pred_cfg, path)
+    if enc.cfg.embed_dim != pred.cfg.embed_dim:
+        raise WeightsError(
+            f"{path}: the encoder is {enc.cfg.embed_dim} wide but the AC predictor expects {pred.cfg.embed_dim}"
+        )
+    dev = resolve_device(device)
+    return WorldModel(enc.requires_grad_(False).to(dev), pred.requires_grad_(False).to(dev), dtype=dtype)
