@@ -22,6 +22,7 @@ from vjepa2.models import ACPredictor
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from vjepa2.train.config import save_config, to_dict
+from vjepa2.train.loop import fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.pretrain import autocast, param_groups
 from vjepa2.train.schedules import wsd_lr
@@ -204,23 +205,14 @@ def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
 
 
 def _loop(state: ACState, cfg: ACTrainConfig, world, batches, logger: MetricsLogger, out: Path) -> None:
-    start = time.monotonic()
-    bar = logger.progress(total=cfg.optim.steps, initial=state.step, enabled=cfg.run.progress)
-    while state.step < cfg.optim.steps:
+    def step() -> dict:
         tic = time.monotonic()
         metrics = ac_step(state, next(batches), cfg, world)
-        metrics.update(step=state.step, clips_per_s=cfg.data.batch_size / (time.monotonic() - tic))
-        bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if state.step % cfg.run.log_every == 0 or state.step == cfg.optim.steps:
-            logger.log(metrics)
-        out_of_time = cfg.run.max_minutes is not None and time.monotonic() - start > 60 * cfg.run.max_minutes
-        if state.step % cfg.run.checkpoint_every == 0 or state.step == cfg.optim.steps or out_of_time:
-            save(state, cfg, out / "latest.pt", world)
-        if out_of_time:
-            logger.print(f"time budget of {cfg.run.max_minutes} min reached at step {state.step}")
-            break
-    bar.close()
+        return {**metrics, "step": state.step, "clips_per_s": cfg.data.batch_size / (time.monotonic() - tic)}
+
+    if state.step < cfg.optim.steps:
+        save_fn = lambda path: save(state, cfg, path, world)  # noqa: E731
+        fit(step, save_fn, total=cfg.optim.steps, run=cfg.run, out=out, logger=logger, desc="train-ac")
 
 
 def add_args(parser) -> None:

@@ -46,10 +46,10 @@ class MetricsLogger:
         if self.enabled:
             print(message, file=sys.stderr)
 
-    def progress(self, total: int, initial: int = 0, enabled: bool = True) -> tqdm | _NullBar:
+    def progress(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> tqdm | _NullBar:
         if not (self.enabled and enabled):
             return _NullBar()
-        return tqdm(total=total, initial=initial, desc="pretrain", dynamic_ncols=True)
+        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -27,6 +27,7 @@ from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from vjepa2.train.config import save_config, to_dict
 from vjepa2.train.ema import ema_update
+from vjepa2.train.loop import fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.objectives import Student, feature_std, pixel_targets, teacher_targets
 from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
@@ -295,27 +296,20 @@ def train(cfg: PretrainConfig, batches: Iterator[tuple[torch.Tensor, int]] | Non
 
 
 def _loop(state, cfg: PretrainConfig, world, batches, logger: MetricsLogger, out: Path) -> None:
-    start, skipped = time.monotonic(), 0
-    bar = logger.progress(total=cfg.optim.steps, initial=state.step, enabled=cfg.run.progress)
-    while state.step < cfg.optim.steps:
+    skipped = 0
+
+    def step() -> dict:
+        nonlocal skipped
         tic = time.monotonic()
         clips, n_bad = next(batches)
         skipped += n_bad
         metrics = train_step(state, clips.to(world.device, non_blocking=True), cfg, world)
-        metrics.update(step=state.step, skipped=skipped, clips_per_s=cfg.data.batch_size / (time.monotonic() - tic))
-        bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if state.step % cfg.run.log_every == 0 or state.step == cfg.optim.steps:
-            logger.log(metrics)
-        if cfg.run.keep_every and state.step % cfg.run.keep_every == 0:
-            save(state, cfg, out / f"step_{state.step}.pt", world)
-        out_of_time = cfg.run.max_minutes is not None and time.monotonic() - start > 60 * cfg.run.max_minutes
-        if state.step % cfg.run.checkpoint_every == 0 or state.step == cfg.optim.steps or out_of_time:
-            save(state, cfg, out / "latest.pt", world)
-        if out_of_time:
-            logger.print(f"time budget of {cfg.run.max_minutes} min reached at step {state.step}")
-            break
-    bar.close()
+        clips_per_s = cfg.data.batch_size / (time.monotonic() - tic)
+        return {**metrics, "step": state.step, "skipped": skipped, "clips_per_s": clips_per_s}
+
+    if state.step < cfg.optim.steps:
+        save_fn = lambda path: save(state, cfg, path, world)  # noqa: E731
+        fit(step, save_fn, total=cfg.optim.steps, run=cfg.run, out=out, logger=logger, desc="pretrain")
 
 
 def cooldown_config(cfg: PretrainConfig, init_from: str, frames: int, crop: int, steps: int) -> PretrainConfig:
