@@ -88,6 +88,7 @@ class ACPredictorConfig:
     state_dim: int = 7
     extrinsics_dim: int = 6
     use_extrinsics: bool = False
+    action_scale: float = 1.0  # actions are multiplied by this before the action encoder (1.0: official)
     patch_size: int = 16
     img_size: int = 256  # frames must be encoded at this resolution
     qkv_bias: bool = True

@@ -85,7 +85,7 @@ class ACPredictor(nn.Module):
             )
         if states.shape[:2] != (B, T):
             raise ValueError(f"states has shape {tuple(states.shape)}, expected [B={B}, T={T}, {self.cfg.state_dim}]")
-        cond = [self.action_encoder(actions), self.state_encoder(states)]
+        cond = [self.action_encoder(actions * self.cfg.action_scale), self.state_encoder(states)]
         if self.cfg.use_extrinsics:
             if extrinsics is None:
                 raise ValueError("this AC predictor has use_extrinsics=True: pass extrinsics [B, T, 6]")
