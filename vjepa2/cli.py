@@ -168,6 +168,9 @@ def embed(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- table and entry point
 
 COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "the world model in a box: collect, pretrain, train-ac, plan", "vjepa2.demo:add_args", "vjepa2.demo:run"
+    ),
     "embed": Command("encode videos and images into V-JEPA 2 features (safetensors)", add_embed_args, embed),
     "collect": Command(
         "record trajectories from a simulator", "vjepa2.envs.collect:add_args", "vjepa2.envs.collect:run"

@@ -35,6 +35,7 @@ class ACModelSection:
     encoder_weights: str | None = None  # official .pt, HF folder or a pretraining run's latest.pt
     encoder_key: str = "target_encoder"
     predictor: str = "ac_vit_giant"  # AC predictor preset (its embed_dim must match the encoder)
+    action_scale: float = 1.0  # multiplies actions before the action encoder (1.0: official)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,12 @@ def build_state(cfg: ACTrainConfig, world: dist_utils.World) -> ACState:
     """Frozen encoder from its weights, a fresh AC predictor at the data resolution, AdamW."""
     encoder = load_encoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.encoder_key)
     encoder = encoder.eval().requires_grad_(False).to(world.device)
-    pred_cfg = ac_predictor_config(cfg.model.predictor, embed_dim=encoder.embed_dim, img_size=cfg.data.resolution)
+    pred_cfg = ac_predictor_config(
+        cfg.model.predictor,
+        embed_dim=encoder.embed_dim,
+        img_size=cfg.data.resolution,
+        action_scale=cfg.model.action_scale,
+    )
     predictor = ACPredictor(pred_cfg).to(world.device)
     predictor = dist_utils.wrap(predictor, world, "ddp", static_graph=True)  # rollout reuses weights per backward
     o = cfg.optim
