@@ -230,3 +230,23 @@ def test_pretrain_on_robot_trajectories(tmp_path):
     )  # noqa: E501
     out = train(cfg)
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path, monkeypatch):
+    from vjepa2.train.objectives import Student
+
+    batch_sizes = []
+    forward = Student.forward
+
+    def counting(self, clips, masks, targets):
+        batch_sizes.append(clips.shape[0])
+        return forward(self, clips, masks, targets)
+
+    monkeypatch.setattr(Student, "forward", counting)
+    data = [smooth_clip(seed) for seed in range(3)]
+    full = train(tiny_config(tmp_path / "full", steps=3, dtype="fp32"), iter([(x, 0) for x in data]))
+    cfg = tiny_config(tmp_path / "accum", steps=3, dtype="fp32")
+    cfg = replace(cfg, optim=replace(cfg.optim, grad_accum=2))
+    accum = train(cfg, iter([(x, 0) for x in data]))
+    assert batch_sizes == [4] * 3 + [2] * 6  # two micro-batches of 2 per step
+    assert losses(accum) == pytest.approx(losses(full), abs=1e-5)
