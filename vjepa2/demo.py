@@ -16,13 +16,11 @@ from pathlib import Path
 from vjepa2.train.ac import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig, train_ac
 from vjepa2.train.pretrain import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection, train
 
-RESOLUTION = 64
 
-
-def pretrain_config(out: Path, data: Path, minutes: float) -> PretrainConfig:
+def pretrain_config(out: Path, data: Path, minutes: float, resolution: int) -> PretrainConfig:
     return PretrainConfig(
         model=ModelSection(encoder="vit_tiny", predictor="vit_tiny"),
-        data=DataSection(datasets=(str(data),), frames=8, crop=RESOLUTION, batch_size=32, num_workers=1, ipe=100),
+        data=DataSection(datasets=(str(data),), frames=8, crop=resolution, batch_size=32, num_workers=1, ipe=100),
         optim=OptimSection(
             steps=3000, warmup=200, start_lr=2e-4, lr=1e-3, final_lr=1e-3, ipe_scale=1.0, ema=(0.996, 0.9999)
         ),
@@ -32,13 +30,13 @@ def pretrain_config(out: Path, data: Path, minutes: float) -> PretrainConfig:
     )
 
 
-def ac_config(out: Path, data: Path, encoder: Path, minutes: float) -> ACTrainConfig:
+def ac_config(out: Path, data: Path, encoder: Path, minutes: float, resolution: int) -> ACTrainConfig:
     return ACTrainConfig(
         model=ACModelSection(
             encoder="vit_tiny", encoder_weights=str(encoder), predictor="ac_vit_tiny", action_scale=10.0
         ),
         data=ACDataSection(
-            trajectories=(str(data),), frames=8, resolution=RESOLUTION, transform="resize", batch_size=32, num_workers=1
+            trajectories=(str(data),), frames=8, resolution=resolution, transform="resize", batch_size=32, num_workers=1
         ),
         optim=ACOptimSection(steps=4000, warmup=100, anneal=400, start_lr=1e-4, lr=1e-3),
         run=ACRunSection(
@@ -73,6 +71,7 @@ def add_args(parser) -> None:
     parser.add_argument("--pretrain-minutes", type=float, default=5.0)
     parser.add_argument("--ac-minutes", type=float, default=6.0)
     parser.add_argument("--plan-episodes", type=int, default=20)
+    parser.add_argument("--resolution", type=int, default=64, help="camera images and model input (pixels)")
 
 
 def run(args) -> int:
@@ -81,13 +80,13 @@ def run(args) -> int:
 
     out, start = Path(args.out), time.monotonic()
     data = out / "data"
-    collect("franka-reach", args.episodes, data, policy="scripted", noise=0.5, image_size=RESOLUTION)
+    collect("franka-reach", args.episodes, data, policy="scripted", noise=0.5, image_size=args.resolution)
     pre = out / "pretrain"
     if not (pre / "latest.pt").exists():
-        train(pretrain_config(pre, data, args.pretrain_minutes))
+        train(pretrain_config(pre, data, args.pretrain_minutes, args.resolution))
     ac = out / "world-model"
     if not (ac / "latest.pt").exists():
-        train_ac(ac_config(ac, data, pre / "latest.pt", args.ac_minutes))
+        train_ac(ac_config(ac, data, pre / "latest.pt", args.ac_minutes, args.resolution))
     plot = ["--world-model", str(ac / "latest.pt")]
     cli(["plan", "--env", "franka-reach", *plot, "--episodes", str(args.plan_episodes), "--cem", "cpu",
          "--baselines", "random", "--gif", str(out / "episode.gif"), "--out", str(out / "plan.json")])  # fmt: skip
