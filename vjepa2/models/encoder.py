@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vjepa2.config import EncoderConfig
@@ -31,7 +32,18 @@ class PatchEmbed3D(nn.Module):
         self.proj = nn.Conv3d(in_chans, dim, kernel_size=size, stride=size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and compute_dtype(x) == torch.bfloat16:
+            return self._as_matmul(x)
         return self.proj(x).flatten(2).transpose(1, 2)
+
+    def _as_matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map as one Linear over flattened tubelets (CPU bf16 Conv3d is ~6x slower than the matmul)."""
+        B, C, T, H, W = x.shape
+        t, p, q = self.proj.kernel_size
+        x = x[:, :, : T - T % t, : H - H % p, : W - W % q]  # Conv3d drops partial tubelets
+        x = x.unflatten(4, (W // q, q)).unflatten(3, (H // p, p)).unflatten(2, (T // t, t))  # [B,C,T',t,H',p,W',q]
+        x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).flatten(4).flatten(1, 3)  # [B, N, C*t*p*q] in (t, h, w) raster
+        return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
 
 
 def as_clip(video: torch.Tensor, tubelet_size: int) -> torch.Tensor:

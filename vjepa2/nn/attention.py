@@ -3,6 +3,10 @@
 :class:`Attention` is the one self-attention (fused ``qkv`` Linear with bias, output ``proj``, optional RoPE
 tables and optional boolean mask). :class:`CrossAttention` is the probe's query-to-tokens attention with separate
 ``q`` and ``kv`` Linears and no output projection, as in the official pooler. Both go through :func:`attend`.
+
+:func:`attend` uses ``F.scaled_dot_product_attention`` everywhere except bf16 inference on CPU, where a blocked
+attention built from bf16 matmuls (:func:`blocked_attention`) is about 1.6x faster than PyTorch's CPU flash
+kernel, which gains nothing from bf16.
 """
 
 from __future__ import annotations
@@ -13,12 +17,93 @@ from torch import nn
 
 from vjepa2.nn.rope import apply_rope
 
+# The blocked CPU path pays a few Python-level ops per (batch, head, query block); below this many
+# query x key pairs per head SDPA is as fast.
+BLOCKED_MIN_PAIRS = 128 * 128
+# Score block of ~2^20 entries (2 MiB in bf16): large enough for efficient matmuls, small enough for L2/L3.
+_SCORE_BLOCK = 1 << 20
+
+
+def use_blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> bool:
+    """Whether :func:`attend` takes the blocked bf16 CPU path: CPU, bf16 q/k/v, no autograd, a bool (or no) mask
+    and at least :data:`BLOCKED_MIN_PAIRS` query-key pairs per head."""
+    if q.device.type != "cpu" or not (q.dtype == k.dtype == v.dtype == torch.bfloat16):
+        return False
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return False
+    if mask is not None and mask.dtype != torch.bool:
+        return False
+    return q.shape[-2] * k.shape[-2] >= BLOCKED_MIN_PAIRS
+
+
+def blocked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Softmax attention computed one score block at a time; returns ``[B, Nq, heads * head_dim]``.
+
+    ``q`` ``[B, h, Nq, d]``, ``k``/``v`` ``[B, h, Nk, d]`` (any strides with a contiguous last dim), ``mask`` a bool
+    tensor broadcastable to ``[B, h, Nq, Nk]``, True where attention is allowed. A score block (about
+    ``_SCORE_BLOCK`` entries: a band of query rows of one head, or several whole heads of one sample) is one matmul
+    into a reused buffer, softmaxed in place and multiplied by ``v`` into the output, so no ``Nq x Nk`` tensor per
+    head is ever allocated and the block stays in cache. Scores are rounded to the input dtype before the softmax
+    (as in an eager ``softmax(q @ k^T) @ v``); ``q`` is pre-scaled by ``d^-0.5`` in its own dtype (exact for
+    power-of-4 ``d``). Rows whose keys are all masked out give zeros, as SDPA does on CPU.
+    """
+    B, H, Nq, D = q.shape
+    Nk = k.shape[-2]
+    out = q.new_empty(B, Nq, H, D)
+    if Nq == 0 or Nk == 0 or B * H == 0:
+        return out.zero_().flatten(2)
+    q = q * D**-0.5
+    bias = None
+    if mask is not None:
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+        bias = bias.expand(B, H, Nq, Nk)
+    heads = min(H, _SCORE_BLOCK // (Nq * Nk))
+    if heads >= 2:  # small heads: several per batched matmul
+        scores, tmp = q.new_empty(heads, Nq, Nk), q.new_empty(heads, Nq, D)
+        for b in range(B):
+            for h0 in range(0, H, heads):
+                h1 = min(h0 + heads, H)
+                s, o = scores[: h1 - h0], tmp[: h1 - h0]
+                kt = k[b, h0:h1].transpose(1, 2)
+                if bias is None:
+                    torch.bmm(q[b, h0:h1], kt, out=s)
+                else:
+                    torch.baddbmm(bias[b, h0:h1], q[b, h0:h1], kt, out=s)
+                torch.softmax(s, -1, out=s)
+                torch.bmm(s, v[b, h0:h1], out=o)
+                out[b, :, h0:h1] = o.transpose(0, 1)
+    else:  # large heads: one head at a time, in bands of query rows
+        rows = max(1, min(Nq, _SCORE_BLOCK // Nk))
+        scores = q.new_empty(rows, Nk)
+        for b in range(B):
+            for h in range(H):
+                kt, vh = k[b, h].transpose(0, 1), v[b, h]
+                for r0 in range(0, Nq, rows):
+                    r1 = min(r0 + rows, Nq)
+                    s = scores[: r1 - r0]
+                    if bias is None:
+                        torch.mm(q[b, h, r0:r1], kt, out=s)
+                    else:
+                        torch.addmm(bias[b, h, r0:r1], q[b, h, r0:r1], kt, out=s)
+                    torch.softmax(s, -1, out=s)
+                    torch.mm(s, vh, out=out[b, r0:r1, h])
+    if mask is not None:
+        dead = ~mask.any(-1, keepdim=True)  # [..., Nq, 1]: rows with nothing to attend to are NaN -> 0
+        if dead.any():
+            out.masked_fill_(dead.expand(B, H, Nq, 1).permute(0, 2, 1, 3), 0.0)
+    return out.flatten(2)
+
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention on ``[B, heads, N, head_dim]``; ``mask`` is True where attention is allowed.
 
-    Returns ``[B, N, heads * head_dim]``.
+    Returns ``[B, N, heads * head_dim]``. bf16 inference on CPU goes through :func:`blocked_attention`, everything
+    else (fp32, CUDA, training) through ``F.scaled_dot_product_attention``.
     """
+    if use_blocked_attention(q, k, v, mask):
+        return blocked_attention(q, k, v, mask)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return out.transpose(1, 2).flatten(2)
 
@@ -40,10 +125,12 @@ class Attention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, N, _ = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [B,h,N,hd]
-        if rope is not None:
-            q, k = apply_rope(q, rope), apply_rope(k, rope)
-        return self.proj(attend(q, k, v, mask))
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim)
+        if rope is None:
+            q, k = qkv[:, :, :2].permute(2, 0, 3, 1, 4)
+        else:  # rotate q and k in one pass: [2, B, heads, N, head_dim] views of the qkv output
+            q, k = apply_rope(qkv[:, :, :2].permute(2, 0, 3, 1, 4), rope)
+        return self.proj(attend(q, k, qkv[:, :, 2].transpose(1, 2), mask))
 
 
 class CrossAttention(nn.Module):
