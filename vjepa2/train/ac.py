@@ -21,7 +21,7 @@ from vjepa2.config import ac_predictor_config
 from vjepa2.models import ACPredictor
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from vjepa2.train.config import save_config, to_dict
+from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
 from vjepa2.train.loop import fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.pretrain import autocast, param_groups
@@ -222,18 +222,9 @@ def _loop(state: ACState, cfg: ACTrainConfig, world, batches, logger: MetricsLog
 
 
 def add_args(parser) -> None:
-    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/ac/)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+    add_config_args(parser)
 
 
 def run(args) -> int:
     """``vjepa2 train-ac --config FILE [key=value ...]`` (also under ``torchrun``)."""
-    from vjepa2.train.config import load_config
-
-    cfg = load_config(ACTrainConfig, args.config, args.overrides)
-    try:
-        out = train_ac(cfg)
-    finally:
-        dist_utils.cleanup()
-    print(f"world model checkpoints and metrics in {out}")
-    return 0
+    return run_training(ACTrainConfig, train_ac, args)

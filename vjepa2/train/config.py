@@ -89,3 +89,22 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def add_config_args(parser: Any) -> None:
+    """``--config FILE`` and trailing ``key=value`` overrides (the arguments of every training command)."""
+    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+
+
+def run_training(cls: type[T], train_fn: Any, args: Any) -> int:
+    """Resolve ``cls`` from ``args`` (``--config`` then overrides), run ``train_fn(cfg)``, tear down distributed."""
+    from vjepa2.train import distributed
+
+    cfg = load_config(cls, args.config, args.overrides)
+    try:
+        out = train_fn(cfg)
+    finally:
+        distributed.cleanup()
+    print(f"checkpoints and metrics in {out}")
+    return 0

@@ -25,7 +25,7 @@ from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, sample_masks, token_grid
 from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from vjepa2.train.config import save_config, to_dict
+from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
 from vjepa2.train.ema import ema_update
 from vjepa2.train.loop import fit
 from vjepa2.train.metrics import MetricsLogger
@@ -323,19 +323,9 @@ def cooldown_config(cfg: PretrainConfig, init_from: str, frames: int, crop: int,
 
 
 def add_args(parser) -> None:
-    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/pretrain/)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+    add_config_args(parser)
 
 
 def run(args) -> int:
     """``vjepa2 pretrain --config FILE [key=value ...]`` (also under ``torchrun``)."""
-    from vjepa2.train import distributed
-    from vjepa2.train.config import load_config
-
-    cfg = load_config(PretrainConfig, args.config, args.overrides)
-    try:
-        out = train(cfg)
-    finally:
-        distributed.cleanup()
-    print(f"checkpoints and metrics in {out}")
-    return 0
+    return run_training(PretrainConfig, train, args)
