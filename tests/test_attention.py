@@ -25,6 +25,12 @@ def random_mask(shape):
     return mask
 
 
+@pytest.fixture(autouse=True)
+def small_threshold(monkeypatch):
+    """Let the small test shapes take the blocked path (in production it starts at ~362^2 pairs per head)."""
+    monkeypatch.setattr(attn_mod, "BLOCKED_MIN_PAIRS", 100)
+
+
 @pytest.fixture(params=[1 << 20, 2 * 150 * 140, 8 * 140], ids=["all-heads", "2-heads", "8-row-bands"])
 def score_block(request, monkeypatch):
     """Score blocks of all 3 heads at once, of 2 heads (3 = 2 + 1), and of one head in 8-row bands (150 queries:
@@ -70,7 +76,7 @@ def test_fast_path_selection():
     assert use_blocked_attention(qb, kb, vb)
     assert use_blocked_attention(qb, kb, vb, torch.ones(150, 140, dtype=torch.bool))
     assert not use_blocked_attention(qb, kb, vb, torch.zeros(150, 140))  # additive float masks -> SDPA
-    assert not use_blocked_attention(qb[:, :, :10], kb[:, :, :10], vb[:, :, :10])  # tiny -> SDPA
+    assert not use_blocked_attention(qb[:, :, :9], kb[:, :, :9], vb[:, :, :9])  # 81 < 100 pairs -> SDPA
     qg = qb.clone().requires_grad_()
     assert not use_blocked_attention(qg, kb, vb)  # autograd -> SDPA
     with torch.no_grad():
@@ -123,16 +129,21 @@ def reference_encoder(model: VisionTransformer, video: torch.Tensor) -> torch.Te
 
 
 @torch.inference_mode()
-def test_encoder_fp32_unchanged_and_bf16_close():
+def test_encoder_fp32_unchanged_and_bf16_close(monkeypatch):
     model = VisionTransformer(encoder_config("vit_test")).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.add_(torch.randn_like(p) * (0.1 if name.endswith("bias") or "norm" in name else 0.05))
-    video = torch.randn(2, 3, 8, 96, 96)  # 4 x 6 x 6 = 144 tokens: 144^2 pairs take the blocked path in bf16
+    video = torch.randn(2, 3, 8, 96, 96)  # 4 x 6 x 6 = 144 tokens
+    calls = []
+    blocked = attn_mod.blocked_attention
+    monkeypatch.setattr(attn_mod, "blocked_attention", lambda *a: calls.append(1) or blocked(*a))
     ref = reference_encoder(model, video)
-    assert torch.equal(model(video), ref)  # fp32: bit for bit the plain computation
+    assert torch.equal(model(video), ref)  # fp32: bit for bit the plain computation, through SDPA
+    assert not calls
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(video)
+    assert len(calls) == len(model.blocks)  # bf16: every block took the blocked path
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
 
 
