@@ -139,3 +139,14 @@ def test_ac_extrinsics_required_when_enabled():
     with pytest.raises(ValueError, match="extrinsics"):
         model(x, a, s)
     assert model(x, a, s, torch.randn(2, 2, 6)).shape == x.shape
+
+
+@torch.no_grad()
+def test_ac_residual_and_state_scale_options(ac):
+    """``residual`` adds the input frame to the official output; ``state_scale`` multiplies the states."""
+    x, a, s = _ac_inputs(2)
+    for name, value, inputs in (("residual", True, (x, a, s)), ("state_scale", 0.5, (x, a, 2 * s))):
+        model = ACPredictor(ac_predictor_config("ac_vit_test", **{name: value})).eval()
+        model.load_state_dict(ac.state_dict())
+        expected = ac(x, a, s) + (x if name == "residual" else 0)
+        torch.testing.assert_close(model(*inputs), expected, atol=1e-5, rtol=0)

@@ -180,6 +180,20 @@ COMMANDS: dict[str, Command] = {
         "V-JEPA 2 self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"
     ),
     "plan": Command("MPC with a world model vs baselines", "vjepa2.plan.cli:add_plan_args", "vjepa2.plan.cli:run_plan"),
+    "eval-plan": Command("planning on Two-Rooms / Push-T", "vjepa2.plan.eval_cli:add_args", "vjepa2.plan.eval_cli:run"),
+    "probe": Command(
+        "attentive, linear and k-NN probes on frozen features",
+        "vjepa2.eval.cli:add_probe_args",
+        "vjepa2.eval.cli:run_probe",
+    ),
+    "classify": Command(
+        "top-5 classes of a video with a probe", "vjepa2.eval.cli:add_classify_args", "vjepa2.eval.cli:run_classify"
+    ),
+    "curate": Command(
+        "retrieve pool videos matching a target's cluster distribution",
+        "vjepa2.eval.cli:add_curate_args",
+        "vjepa2.eval.cli:run_curate",
+    ),
     "energy-landscape": Command(
         "world-model energy around a transition", "vjepa2.plan.cli:add_landscape_args", "vjepa2.plan.cli:run_landscape"
     ),

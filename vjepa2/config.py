@@ -89,6 +89,8 @@ class ACPredictorConfig:
     extrinsics_dim: int = 6
     use_extrinsics: bool = False
     action_scale: float = 1.0  # actions are multiplied by this before the action encoder (1.0: official)
+    state_scale: float = 1.0  # states likewise (e.g. 1/64 for pixel coordinates; 1.0: official)
+    residual: bool = False  # predict the change: output = input frame + prediction (not official; tiny budgets)
     patch_size: int = 16
     img_size: int = 256  # frames must be encoded at this resolution
     qkv_bias: bool = True

@@ -3,18 +3,27 @@
 A trajectory file (``.npz``, or ``.h5``/``.hdf5`` when h5py is installed) holds
 
 - ``frames``: uint8 ``[T, H, W, 3]`` RGB, one per robot step;
-- ``states``: float32 ``[T, 7]`` end-effector poses ``[xyz, extrinsic xyz Euler, gripper]`` (see :mod:`.poses`);
+- ``states``: float32 ``[T, S]``: end-effector poses ``[xyz, extrinsic xyz Euler, gripper]`` (S = 7, see
+  :mod:`.poses`) or another env's proprioception;
 - ``fps``: float, the frame (and step) rate;
-- optional ``extrinsics`` float32 ``[T, 6]`` (camera pose ``[xyz, Euler]``), ``actions`` float32 ``[T - 1, 7]`` (as
-  executed; the dataset recomputes actions from the states, as official) and ``metadata`` (JSON: task, seed, ...).
+- optional ``extrinsics`` float32 ``[T, 6]`` (camera pose ``[xyz, Euler]``), ``actions`` float32 ``[T - 1, A]`` (as
+  executed; for poses the dataset recomputes actions from the states, as official), ``true_states`` float32
+  ``[T, K]`` (a simulator's full state, enough to reset it: e.g. block poses that ``states`` does not hold) and
+  ``metadata`` (JSON: task, seed, ...).
+
+States and actions are 7-D (Franka poses) unless ``metadata`` declares ``state_dim`` / ``action_dim`` (e.g. 2 for the
+Two-Rooms point agent): :class:`StepDims`, :func:`declared_dims`.
 
 :class:`TrajectoryClipDataset` samples clips as the official DROID loader (``app/vjepa_droid/droid.py``):
 ``step = ceil(video_fps / fps)`` (15 Hz at 4 fps -> 4), a clip spans ``frames * step`` steps and starts at a random
 step in ``[0, T - frames * step)``, the frames are ``arange(start, start + frames * step, step)``, the states and
-extrinsics are read at the same indices and the actions are ``poses_to_diffs`` of those states. The ``"droid"``
-transform reproduces the official one as configured: its random-resized-crop scale of 1.777 never fits in the frame,
-so every clip gets the deterministic fallback, a centred crop with aspect ratio clamped to [0.75, 1.35] (full height
-x ``round(1.35 H)`` for 16:9 video), resized bilinearly to ``resolution`` and ImageNet-normalised.
+extrinsics are read at the same indices. The actions of pose trajectories (7-D states and actions, the default) are
+``poses_to_diffs`` of those states, as official; those of other trajectories (declared dims, e.g. Two-Rooms, Push-T)
+are the stored actions, the ``step`` of them between two sampled frames concatenated (DINO-WM's frameskip: a clip
+action is ``step * action_dim`` wide). The ``"droid"`` transform reproduces the official one as configured: its
+random-resized-crop scale of 1.777 never fits in the frame, so every clip gets the deterministic fallback, a centred
+crop with aspect ratio clamped to [0.75, 1.35] (full height x ``round(1.35 H)`` for 16:9 video), resized bilinearly
+to ``resolution`` and ImageNet-normalised.
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ from vjepa2.data.video import VideoReadError
 NPZ_SUFFIXES = frozenset({".npz"})
 H5_SUFFIXES = frozenset({".h5", ".hdf5"})
 TRAJECTORY_SUFFIXES = NPZ_SUFFIXES | H5_SUFFIXES
-OPTIONAL_KEYS = ("extrinsics", "actions")
+OPTIONAL_KEYS = ("extrinsics", "actions", "true_states")
+POSE_DIM = 7  # states and actions unless metadata declares state_dim / action_dim
 DROID_RATIO = (0.75, 1.35)  # data_aug.random_resize_aspect_ratio of configs/train/vitg16/droid-256px-8f.yaml
 
 ClipTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
@@ -83,12 +93,13 @@ class Trajectory:
 
     Attributes:
         frames: uint8 ``[T, H, W, 3]`` RGB.
-        states: float32 ``[T, 7]`` poses ``[xyz, extrinsic xyz Euler, gripper]``.
+        states: float32 ``[T, S]``: poses ``[xyz, extrinsic xyz Euler, gripper]`` (S = 7) or declared states.
         fps: frame (and step) rate in Hz.
         extrinsics: float32 ``[T, 6]`` camera poses, or None.
-        actions: float32 ``[T - 1, 7]`` executed actions, or None.
-        metadata: JSON-serialisable extras (task name, seed, ...).
+        actions: float32 ``[T - 1, A]`` executed actions (A = 7 unless declared), or None.
+        metadata: JSON-serialisable extras (task name, seed, ``state_dim`` / ``action_dim`` when not 7, ...).
         path: the file it was loaded from, if any.
+        true_states: float32 ``[T, K]`` full simulator states, or None.
     """
 
     frames: np.ndarray
@@ -98,6 +109,7 @@ class Trajectory:
     actions: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    true_states: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.states)
@@ -106,7 +118,7 @@ class Trajectory:
         """Raise :class:`TrajectoryFormatError` naming the first key with a wrong shape, dtype or value."""
         arrays = {"frames": self.frames, "states": self.states, "fps": np.asarray(self.fps)}
         arrays |= {k: getattr(self, k) for k in OPTIONAL_KEYS if getattr(self, k) is not None}
-        check_shapes({k: np.shape(v) for k, v in arrays.items()}, self.path)
+        check_shapes({k: np.shape(v) for k, v in arrays.items()}, self.path, *declared_dims(self.metadata))
         if np.asarray(self.frames).dtype != np.uint8:
             raise TrajectoryFormatError(self.path, f"must be uint8, got {np.asarray(self.frames).dtype}", "frames")
         if not (math.isfinite(float(self.fps)) and float(self.fps) > 0):
@@ -116,11 +128,34 @@ class Trajectory:
         """Write with :func:`save_trajectory`; returns the path written."""
         return save_trajectory(
             path, self.frames, self.states, self.fps, extrinsics=self.extrinsics, actions=self.actions,
-            metadata=self.metadata, compress=compress,
+            metadata=self.metadata, compress=compress, true_states=self.true_states,
         )  # fmt: skip
 
 
-def check_shapes(shapes: Shapes, path: str | os.PathLike | None = None) -> int:
+class StepDims(NamedTuple):
+    """Per-step sizes of a trajectory's states and stored actions (7-D Franka poses unless declared)."""
+
+    state_dim: int = POSE_DIM
+    action_dim: int = POSE_DIM
+
+    @property
+    def poses(self) -> bool:
+        """Franka-style poses: clip actions are ``poses_to_diffs`` of the states, not the stored actions."""
+        return self.state_dim == POSE_DIM and self.action_dim == POSE_DIM
+
+    def clip_action_dim(self, step: int) -> int:
+        """Width of the action between two frames ``step`` steps apart: 7, or ``step`` stored actions stacked."""
+        return POSE_DIM if self.poses else step * self.action_dim
+
+
+def declared_dims(metadata: Mapping[str, Any]) -> StepDims:
+    """The ``state_dim`` / ``action_dim`` declared in a trajectory's metadata (7 when absent)."""
+    return StepDims(*(int(metadata.get(k, POSE_DIM)) for k in StepDims._fields))
+
+
+def check_shapes(
+    shapes: Shapes, path: str | os.PathLike | None = None, state_dim: int = POSE_DIM, action_dim: int = POSE_DIM
+) -> int:
     """Check the keys and shapes of a trajectory; ``shapes`` maps key -> shape (arrays need not be loaded).
 
     Returns:
@@ -136,7 +171,10 @@ def check_shapes(shapes: Shapes, path: str | os.PathLike | None = None) -> int:
     if len(frames) != 4 or frames[-1] != 3 or frames[0] < 1:
         raise TrajectoryFormatError(path, f"must have shape [T >= 1, H, W, 3], got {list(frames)}", "frames")
     T = frames[0]
-    expected = {"states": (T, 7), "fps": (), "extrinsics": (T, 6), "actions": (T - 1, 7)}
+    expected = {"states": (T, state_dim), "fps": (), "extrinsics": (T, 6), "actions": (T - 1, action_dim)}
+    if "true_states" in shapes:  # [T, K], any K
+        ts = tuple(shapes["true_states"])
+        expected["true_states"] = (T, ts[1] if len(ts) == 2 else -1)
     for key, want in expected.items():
         if key in shapes and tuple(shapes[key]) != want:
             raise TrajectoryFormatError(path, f"must have shape {list(want)} (T = {T}), got {list(shapes[key])}", key)
@@ -153,18 +191,20 @@ def save_trajectory(
     actions: np.ndarray | None = None,
     metadata: Mapping[str, Any] | None = None,
     compress: bool = True,
+    true_states: np.ndarray | None = None,
 ) -> Path:
     """Write one trajectory atomically (to a temporary file in the same folder, then renamed).
 
     Args:
         path: ``.npz`` file, or ``.h5``/``.hdf5`` (needs h5py).
         frames: uint8 ``[T, H, W, 3]``.
-        states: ``[T, 7]`` poses (stored as float32).
+        states: ``[T, S]`` poses (S = 7) or declared states (stored as float32).
         fps: frame rate in Hz.
         extrinsics: ``[T, 6]`` camera poses, optional.
-        actions: ``[T - 1, 7]`` executed actions, optional.
-        metadata: JSON-serialisable dict (task, seed, ...).
+        actions: ``[T - 1, A]`` executed actions (A = 7 unless declared), optional.
+        metadata: JSON-serialisable dict (task, seed, ``state_dim`` / ``action_dim`` when not 7, ...).
         compress: zip-deflate (npz) or gzip (HDF5) the arrays.
+        true_states: ``[T, K]`` full simulator states, optional.
 
     Returns:
         The path written.
@@ -174,7 +214,7 @@ def save_trajectory(
         raise ValueError(f"trajectory files end in {sorted(TRAJECTORY_SUFFIXES)}, got {str(path)!r}")
     f32 = lambda x: None if x is None else np.asarray(x, dtype=np.float32)  # noqa: E731
     traj = Trajectory(np.asarray(frames), f32(states), float(fps), f32(extrinsics), f32(actions), dict(metadata or {}))
-    traj.path = path  # named in error messages
+    traj.path, traj.true_states = path, f32(true_states)  # the path is named in error messages
     traj.validate()
     try:
         meta = json.dumps(traj.metadata)
@@ -217,11 +257,11 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
     """
     path = Path(path)
     arrays, meta = _read_arrays(path, keys=None, indices=None)
-    check_shapes({k: v.shape for k, v in arrays.items()}, path)
+    check_shapes({k: v.shape for k, v in arrays.items()}, path, *declared_dims(meta))
     traj = Trajectory(
         frames=arrays["frames"], states=arrays["states"].astype(np.float32), fps=float(arrays["fps"]),
         extrinsics=_f32_or_none(arrays.get("extrinsics")), actions=_f32_or_none(arrays.get("actions")),
-        metadata=meta, path=path,
+        metadata=meta, path=path, true_states=_f32_or_none(arrays.get("true_states")),
     )  # fmt: skip
     traj.validate()
     return traj
@@ -304,6 +344,11 @@ def read_shapes(path: str | os.PathLike) -> tuple[dict[str, tuple[int, ...]], fl
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise TrajectoryFormatError(path, f"is not a readable trajectory ({type(e).__name__}: {e})") from e
     return shapes, float("nan") if fps is None else float(fps)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata dict of a trajectory file (``{}`` when it has none), without reading its arrays."""
+    return _read_arrays(Path(path), keys=(), indices=None)[1]
 
 
 def _npz_headers(path: Path) -> tuple[dict[str, tuple[int, ...]], float | None]:
@@ -450,8 +495,9 @@ class TrajectoryClip(NamedTuple):
 
     Attributes:
         clip: float32 ``[3, F, res, res]`` normalised (uint8 ``[F, H, W, 3]`` with no transform).
-        actions: float32 ``[F - 1, 7]``, ``poses_to_diffs(states)``.
-        states: float32 ``[F, 7]`` at the clip's frames.
+        actions: float32 ``[F - 1, A]``: ``poses_to_diffs(states)`` (A = 7) for pose trajectories, else the
+            ``step`` stored actions between consecutive frames concatenated (A = ``step * action_dim``).
+        states: float32 ``[F, S]`` at the clip's frames (S = 7 for poses).
         extrinsics: float32 ``[F, 6]``, zeros when the trajectory has none.
         indices: int64 ``[F]`` step indices of the frames in the trajectory.
         index: the trajectory loaded (a replacement's after a read failure).
@@ -466,11 +512,16 @@ class TrajectoryClip(NamedTuple):
 
 
 class StepData(NamedTuple):
-    """Per-step arrays read at a clip's indices: frames uint8 ``[F, H, W, 3]``, states ``[F, 7]``, extrinsics."""
+    """Per-step arrays read at a clip's indices: frames uint8 ``[F, H, W, 3]``, states ``[F, S]``, extrinsics."""
 
     frames: np.ndarray
     states: np.ndarray
     extrinsics: np.ndarray | None
+
+
+def stack_actions(actions: np.ndarray, n: int) -> np.ndarray:
+    """Consecutive stored actions ``[n * k, A]`` -> ``[n, k * A]`` (row ``i``: actions ``i*k .. i*k + k - 1``)."""
+    return np.asarray(actions).reshape(n, -1)
 
 
 class TrajectoryClipDataset(Dataset):
@@ -479,6 +530,8 @@ class TrajectoryClipDataset(Dataset):
     Trajectories too short for one clip, or unreadable, are left out at construction (one
     :class:`SkippedTrajectoryWarning` each kind; counts in ``num_too_short`` and ``num_unreadable``). Each item's
     randomness comes from a generator seeded by ``(seed, epoch, position, index)`` (see :class:`DrawKey`).
+    Trajectories declaring other dims than 7-D poses (:class:`StepDims`) must store their ``actions``;
+    :attr:`state_dim` and :attr:`action_dim` give the sizes of a batch (all trajectories must agree).
 
     Args:
         sources: trajectory files, folders searched recursively for them, or a list of both.
@@ -489,7 +542,7 @@ class TrajectoryClipDataset(Dataset):
         transform: ``"droid"``, ``"resize"``, ``"center"``, a ``(frames, rng)`` callable or None; see
             :func:`make_clip_transform`.
         random_start: draw the clip's start (training); False takes the first clip (evaluation).
-        camera_frame: express states in the camera frame before taking actions (official option, off).
+        camera_frame: express states in the camera frame before taking actions (official option, off; poses only).
         seed: base seed of the per-item generators.
         max_retries: other trajectories tried when one fails to read before the item raises.
     """
@@ -516,7 +569,7 @@ class TrajectoryClipDataset(Dataset):
         self.seed, self.max_retries = seed, max_retries
         self._index(self.list_sources(sources))
 
-    # -- subclass hooks: where trajectories are, their (length, fps), and reading steps
+    # -- subclass hooks: where trajectories are, their (length, fps) and dims, and reading steps and actions
 
     def list_sources(self, sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
         """Trajectory files of ``sources`` (files kept as given, folders searched recursively, sorted)."""
@@ -532,24 +585,38 @@ class TrajectoryClipDataset(Dataset):
                 raise FileNotFoundError(f"trajectory source not found: {str(p)!r}")
         return paths
 
+    def dims_of(self, path: str) -> StepDims:
+        """The dims a trajectory file declares; other layouts (e.g. DROID directories) hold 7-D poses."""
+        return declared_dims(read_metadata(path)) if Path(path).suffix.lower() in TRAJECTORY_SUFFIXES else StepDims()
+
     def scan(self, path: str) -> tuple[int, float]:
         """``(T, fps)`` of one trajectory, validated without reading its frames."""
         shapes, fps = read_shapes(path)
-        return check_shapes(shapes, path), fps
+        dims = self.dims_of(path)
+        length = check_shapes(shapes, path, *dims)
+        if not dims.poses and "actions" not in shapes:
+            raise TrajectoryFormatError(path, f"is missing ({dims}: not poses, so its actions are read)", "actions")
+        return length, fps
 
     def read_steps(self, path: str, indices: np.ndarray, rng: np.random.Generator) -> StepData:
         """Frames, states and extrinsics of one trajectory at ``indices``."""
         arrays, _ = _read_arrays(Path(path), ("frames", "states", "extrinsics"), indices)
         return StepData(arrays["frames"], arrays["states"], arrays.get("extrinsics"))
 
+    def read_actions(self, path: str, indices: np.ndarray) -> np.ndarray:
+        """The stored actions between consecutive ``indices`` (evenly spaced), stacked: ``[F - 1, step * A]``."""
+        arrays, _ = _read_arrays(Path(path), ("actions",), np.arange(indices[0], indices[-1]))
+        return stack_actions(arrays["actions"], len(indices) - 1)
+
     # -- indexing
 
     def _index(self, paths: list[str]) -> None:
-        kept, lengths, rates, short, bad = [], [], [], [], []
+        kept, lengths, rates, dims, short, bad = [], [], [], [], [], []
         for path in paths:
             try:
                 length, rate = self.scan(path)
                 step = clip_frame_step(rate, self.fps, self.frame_step)
+                dim = self.dims_of(path)
             except (OSError, ValueError, KeyError) as e:
                 bad.append(f"{path} ({e})")
                 continue
@@ -559,7 +626,9 @@ class TrajectoryClipDataset(Dataset):
             kept.append(path)
             lengths.append(length)
             rates.append(rate)
+            dims.append(dim)
         self.paths, self.lengths, self.rates = kept, np.array(lengths, np.int64), np.array(rates, np.float64)
+        self.dims = np.array(dims, np.int64).reshape(-1, 2)  # [N, (state_dim, action_dim)] per step
         self.num_too_short, self.num_unreadable = len(short), len(bad)
         for what, items in (("too short for one clip", short), ("unreadable", bad)):
             if items:
@@ -575,6 +644,30 @@ class TrajectoryClipDataset(Dataset):
         """Steps between the frames of a clip from trajectory ``index``."""
         return clip_frame_step(float(self.rates[index]), self.fps, self.frame_step)
 
+    def dims_at(self, index: int) -> StepDims:
+        """The per-step dims of trajectory ``index``."""
+        return StepDims(*map(int, self.dims[index]))
+
+    @property
+    def state_dim(self) -> int:
+        """Width S of the items' states, shared by every trajectory (ValueError naming two that differ)."""
+        return self._shared("state_dim", [int(s) for s in self.dims[:, 0]])
+
+    @property
+    def action_dim(self) -> int:
+        """Width A of the items' actions, shared by every trajectory: 7 for poses, ``step * action_dim`` otherwise."""
+        return self._shared("action_dim", [self.dims_at(i).clip_action_dim(self.step_of(i)) for i in range(len(self))])
+
+    def _shared(self, what: str, values: list[int]) -> int:
+        odd = next((i for i, value in enumerate(values) if value != values[0]), None)
+        if odd is not None:
+            raise ValueError(
+                f"trajectories give different {what}s: {self.paths[0]} {values[0]} ({self.dims_at(0)}, step "
+                f"{self.step_of(0)}), {self.paths[odd]} {values[odd]} ({self.dims_at(odd)}, step {self.step_of(odd)}); "
+                "a batch needs one kind of trajectory at one frame step"
+            )
+        return values[0]
+
     def __getitem__(self, key: int | DrawKey) -> TrajectoryClip:
         """Load one clip; ``key`` is a plain index or a :class:`DrawKey`. A failed read warns and retries another."""
         index, epoch, position = key if isinstance(key, tuple) else (int(key), 0, int(key))
@@ -588,18 +681,17 @@ class TrajectoryClipDataset(Dataset):
         raise RuntimeError(f"{self.max_retries + 1} trajectories in a row failed to read (see the warnings)")
 
     def _load(self, index: int, rng: np.random.Generator) -> TrajectoryClip:
-        step = self.step_of(index)
+        step, path, poses = self.step_of(index), self.paths[index], self.dims_at(index).poses
         indices = sample_clip_indices(int(self.lengths[index]), self.frames, step, rng if self.random_start else None)
-        data = self.read_steps(self.paths[index], indices, rng)
+        data = self.read_steps(path, indices, rng)
         states = np.asarray(data.states, dtype=np.float64)
         extrinsics = np.zeros((len(indices), 6)) if data.extrinsics is None else np.asarray(data.extrinsics, np.float64)
         if self.camera_frame:
-            if data.extrinsics is None:
-                raise ValueError(f"{self.paths[index]}: camera_frame=True needs extrinsics")
+            if data.extrinsics is None or not poses:
+                raise ValueError(f"{path}: camera_frame=True needs 7-D pose states and extrinsics")
             states = to_camera_frame(states, extrinsics)
+        actions = poses_to_diffs(states) if poses else self.read_actions(path, indices)
         frames = torch.from_numpy(np.ascontiguousarray(data.frames))
         clip = frames if self.transform is None else self.transform(frames, rng)
         f32 = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))  # noqa: E731
-        return TrajectoryClip(
-            clip, f32(poses_to_diffs(states)), f32(states), f32(extrinsics), torch.from_numpy(indices), index
-        )
+        return TrajectoryClip(clip, f32(actions), f32(states), f32(extrinsics), torch.from_numpy(indices), index)

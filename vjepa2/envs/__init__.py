@@ -1,4 +1,5 @@
-"""Simulated environments for planning with V-JEPA 2-AC.
+"""Simulated environments for planning with V-JEPA 2-AC: the pybullet Franka tabletop, and the planning benchmarks
+of the latent world-model literature, Two-Rooms / Wall (:mod:`.wall`, numpy) and Push-T (:mod:`.pusht`, gym-pusht).
 
 Importing this package registers the Gymnasium ids below (no simulator starts until an env is made)::
 
@@ -9,8 +10,9 @@ Importing this package registers the Gymnasium ids below (no simulator starts un
     obs, info = env.reset(seed=0)
     goals = env.unwrapped.goal_images()
 
-:data:`ENVS` maps the short names used by the command line to Gymnasium ids. Needs ``pybullet`` and
-``gymnasium``.
+:data:`ENVS` maps the short names used by the command line to Gymnasium ids (:data:`FRANKA_ENVS`, the Franka tasks
+of ``vjepa2 plan``, and :data:`BENCHMARK_ENVS`, those of ``vjepa2 eval-plan``). The Franka envs need ``pybullet``,
+Push-T needs ``gym-pusht`` (``pip install "vjepa2[pusht]"``); all need ``gymnasium``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ from vjepa2.envs.franka_tasks import (
     scripted_action,
 )
 
-ENVS: dict[str, str] = {
+FRANKA_ENVS: dict[str, str] = {
     "franka-reach": "vjepa2/FrankaReach-v0",
     "franka-grasp": "vjepa2/FrankaGrasp-v0",
     "franka-reach-with-object": "vjepa2/FrankaReachWithObject-v0",
     "franka-pick-and-place": "vjepa2/FrankaPickPlace-v0",
+}
+BENCHMARK_ENVS: dict[str, str] = {
+    "wall": "vjepa2/Wall-v0",  # DINO-WM's fixed wall
+    "two-rooms": "vjepa2/Wall-v0",
+    "wall-random": "vjepa2/WallRandom-v0",  # DINO-WM's WallRandom: wall and door drawn per episode
+    "pusht": "vjepa2/PushT-v0",
+}
+ENVS: dict[str, str] = {**FRANKA_ENVS, **BENCHMARK_ENVS}
+BENCHMARK_SPECS: dict[str, tuple[str, dict[str, Any]]] = {  # Gymnasium id -> entry point, kwargs
+    "vjepa2/Wall-v0": ("vjepa2.envs.wall:WallEnv", {"random_wall": False}),
+    "vjepa2/WallRandom-v0": ("vjepa2.envs.wall:WallEnv", {"random_wall": True}),
+    "vjepa2/PushT-v0": ("vjepa2.envs.pusht:PushTEnv", {}),
 }
 ENV_TASKS: dict[str, str] = {  # Gymnasium id -> FrankaEnv task
     "vjepa2/FrankaReach-v0": "reach",
@@ -43,11 +57,14 @@ ENV_TASKS: dict[str, str] = {  # Gymnasium id -> FrankaEnv task
 }
 
 __all__ = [
+    "BENCHMARK_ENVS",
     "ENVS",
     "ENV_TASKS",
+    "FRANKA_ENVS",
     "TASKS",
     "FrankaEnv",
     "compute_new_pose",
+    "env_id",
     "make",
     "matrix_to_euler",
     "random_action",
@@ -58,21 +75,33 @@ __all__ = [
 
 
 def register_envs() -> None:
-    """Registers the Franka ids with Gymnasium (idempotent)."""
-    for env_id, task in ENV_TASKS.items():
-        if env_id not in gym.registry:
+    """Registers the Franka and benchmark ids with Gymnasium (idempotent; nothing is imported until ``make``)."""
+    for gym_id, task in ENV_TASKS.items():
+        if gym_id not in gym.registry:
             gym.register(
-                env_id,
+                gym_id,
                 entry_point="vjepa2.envs.franka:FrankaEnv",
                 kwargs={"task": task},
                 max_episode_steps=TASKS[task].max_episode_steps,
             )
+    for gym_id, (entry_point, kwargs) in BENCHMARK_SPECS.items():
+        if gym_id not in gym.registry:
+            gym.register(gym_id, entry_point=entry_point, kwargs=kwargs)
+
+
+def env_id(name: str) -> str:
+    """The Gymnasium id of a short name of :data:`ENVS` (or of an id); ValueError listing the valid names."""
+    if name in ENVS:
+        return ENVS[name]
+    if name in ENVS.values():
+        return name
+    raise ValueError(f"unknown environment {name!r}; choose from {sorted(ENVS)}")
 
 
 def make(name: str, **kwargs: Any) -> gym.Env:
     """Makes an env from a short name of :data:`ENVS` or a Gymnasium id; ``kwargs`` go to ``gym.make``."""
     register_envs()
-    return gym.make(ENVS.get(name, name), **kwargs)
+    return gym.make(env_id(name), **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,1 +1,2 @@
-"""Evaluation on frozen features: feature extraction and attentive probes."""
+"""Evaluation on frozen features: cached features, attentive / linear / k-NN probes (``vjepa2 probe``,
+``vjepa2 classify``), action anticipation with the predictor, and cluster-based data curation (``vjepa2 curate``)."""

@@ -1,10 +1,17 @@
-"""Frozen-encoder features for probes, computed once (batched, bf16 on CPU) and kept in memory or on disk."""
+"""Frozen-encoder features for probes, computed once (batched, bf16 on CPU) and kept in memory or on disk.
+
+Also resolves what a user may pass as encoder weights: an official ``.pt``, a Hugging Face folder, or the folder of
+a ``vjepa2 pretrain`` run (its ``latest.pt``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,10 +26,12 @@ def extract_features(
     dtype: str = "bf16",
     out_layers: Sequence[int] | None = None,
     progress: bool = False,
+    out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Encode clips ``[B, 3, T, H, W]`` batch by batch into token features ``[N, tokens, D]`` (float32 on CPU).
+    """Encode clips ``[B, 3, T, H, W]`` batch by batch into token features ``[N, tokens, D]`` (on CPU).
 
     With ``out_layers`` the listed layers' normed outputs are concatenated along the token axis (multilevel probes).
+    ``out_dtype=torch.float16`` halves the memory (and disk) of large feature sets.
     """
     encoder = encoder.eval().to(device)
     device = torch.device(device)
@@ -32,11 +41,11 @@ def extract_features(
         with cast:
             out = encoder(clips.to(device), out_layers=out_layers) if out_layers else encoder(clips.to(device))
         out = torch.cat(out, dim=1) if isinstance(out, list) else out
-        feats.append(out.float().cpu())
+        feats.append(out.to(device="cpu", dtype=out_dtype))
     return torch.cat(feats)
 
 
-def cached_features(path: str | Path, compute) -> torch.Tensor:
+def cached_features(path: str | Path, compute: Callable[[], Any]) -> Any:
     """Load features from ``path`` if present, else ``compute()`` them and save (atomically) for next time."""
     from vjepa2.train.checkpoint import atomic_save
 
@@ -46,3 +55,68 @@ def cached_features(path: str | Path, compute) -> torch.Tensor:
     feats = compute()
     atomic_save(feats, path)
     return feats
+
+
+def cache_key(**parts: Any) -> str:
+    """A short stable hash of everything that determines a feature set (settings, weights file, data source)."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resolve_weights(weights: str | Path | None) -> Path | None:
+    """``weights`` as a loadable path: a ``vjepa2 pretrain`` run folder becomes its ``latest.pt``."""
+    if weights is None:
+        return None
+    path = Path(weights)
+    if path.is_dir() and not (path / "config.json").exists() and (path / "latest.pt").exists():
+        return path / "latest.pt"
+    return path
+
+
+def weights_id(weights: Path | None) -> str:
+    """Identity of a weights file for cache keys: path, size and modification time (``"random"`` for None)."""
+    if weights is None:
+        return "random"
+    stat = weights.stat()
+    return f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def load_frozen_encoder(
+    preset: str, weights: str | Path | None, key: str = "target_encoder", seed: int = 0
+) -> nn.Module:
+    """The encoder ``preset`` in eval mode, from weights (see :func:`resolve_weights`) or random with ``seed``."""
+    from vjepa2.weights import load_encoder
+
+    if weights is None:
+        torch.manual_seed(seed)  # the same random encoder on every run
+    return load_encoder(preset, resolve_weights(weights), key=key).eval().requires_grad_(False)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; asking for cuda without it is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available")
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def encode_source(
+    encoder: nn.Module,
+    source: Any,
+    spec: Any,
+    out_layers: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: str = "bf16",
+    batch_size: int = 8,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Probe inputs ``[N, V, S * L * tokens, D]`` (float16) of every item of a :mod:`~vjepa2.eval.data` source.
+
+    Each of the ``S`` segments x ``V`` views of an item is encoded alone; a view's probe input is the tokens of all
+    its segments (and of all ``L`` ``out_layers``) concatenated.
+    """
+    from vjepa2.eval.data import clip_batches
+    from vjepa2.eval.views import aggregate_views
+
+    batches = clip_batches(source, spec, batch_size, num_workers)
+    tokens = extract_features(encoder, batches, device, dtype, out_layers, progress, out_dtype=torch.float16)
+    return aggregate_views(tokens, spec.segments, spec.views)

@@ -2,60 +2,146 @@
 
 As the official recipe (``evals/video_classification_frozen``): each head is an
 :class:`~vjepa2.models.AttentiveClassifier` with its own AdamW and a warmup-cosine LR; all heads see the same
-batches; the reported result is the best head. Features are precomputed, so a probe epoch costs only the probe.
+batches; the reported result is the best head on the evaluation set (as the official evals report it). Features are
+precomputed, so a probe epoch costs only the probe.
+
+Features are ``[N, V, tokens, D]``: ``V`` spatial views of each video (``[N, tokens, D]`` means one view). Training
+sees every view as a sample (the official loss per view); evaluation averages the softmax over the views.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from vjepa2.config import ClassifierConfig
 from vjepa2.models import AttentiveClassifier
+from vjepa2.train.schedules import warmup_cosine_lr
+
+Output = torch.Tensor | list[torch.Tensor]
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Probe architecture and training grid."""
+    """Probe architecture and training grid (defaults: the official depth; a small grid for CPU runs)."""
 
     depth: int = 4  # 3 self-attention blocks + 1 cross-attention block (official)
-    num_heads: int = 16
+    num_heads: int = 16  # attention heads (reduced to gcd(num_heads, D) for narrow features)
     epochs: int = 20
     batch_size: int = 64
     lrs: tuple[float, ...] = (1e-3, 3e-4)
     weight_decays: tuple[float, ...] = (0.01, 0.1)
     warmup_epochs: float = 0.0
+    start_lr: float = 0.0  # LR at the start of the warmup
+    final_lr: float = 0.0  # LR at the end of the cosine
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.lrs or not self.weight_decays:
+            raise ValueError("ProbeConfig needs at least one value in lrs and in weight_decays")
+        if self.epochs < 1 or self.batch_size < 1 or self.depth < 1:
+            raise ValueError(f"ProbeConfig needs epochs, batch_size and depth >= 1, got {self}")
+
+    @property
+    def grid(self) -> list[tuple[float, float]]:
+        return list(itertools.product(self.lrs, self.weight_decays))
 
 
 @dataclass
 class ProbeResult:
-    accuracy: float  # best head's held-out top-1 accuracy
+    accuracy: float  # best head's held-out top-1 accuracy (softmax averaged over views)
     head: tuple[float, float]  # its (lr, weight decay)
     accuracies: dict[tuple[float, float], float]
     model: AttentiveClassifier
+    top5: float = 0.0  # the best head's top-5 accuracy
 
 
-def _lr_at(step: int, total: int, warmup: int, lr: float) -> float:
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return 0.5 * lr * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+def build_probe(dim: int, num_classes: int | tuple[int, ...], cfg: ProbeConfig) -> AttentiveClassifier:
+    """An attentive probe over ``dim``-wide tokens; ``num_classes`` a tuple for one query (and head) per task."""
+    return AttentiveClassifier(ClassifierConfig(dim, math.gcd(cfg.num_heads, dim), cfg.depth, num_classes=num_classes))
+
+
+def as_views(feats: torch.Tensor) -> torch.Tensor:
+    """``[N, tokens, D]`` -> ``[N, 1, tokens, D]``; ``[N, V, tokens, D]`` unchanged."""
+    if feats.ndim == 3:
+        return feats.unsqueeze(1)
+    if feats.ndim != 4:
+        raise ValueError(f"probe features must be [N, tokens, D] or [N, views, tokens, D], got {tuple(feats.shape)}")
+    return feats
+
+
+def train_grid(
+    build: Callable[[], nn.Module],
+    loss_fn: Callable[[Output, torch.Tensor], torch.Tensor],
+    feats: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: ProbeConfig,
+    progress: bool = False,
+    desc: str = "probe",
+) -> list[nn.Module]:
+    """Train one ``build()`` probe per ``cfg.grid`` entry on features ``[N, (V,) tokens, D]`` and ``targets [N, ...]``.
+
+    Every head sees the same batches; each view of a video is a training sample. Returns the heads in grid order.
+    """
+    torch.manual_seed(cfg.seed)
+    feats = as_views(feats)
+    views = feats.shape[1]
+    probes = [build() for _ in cfg.grid]
+    opts = [
+        torch.optim.AdamW(p.parameters(), lr=lr, weight_decay=wd) for p, (lr, wd) in zip(probes, cfg.grid, strict=True)
+    ]
+    steps_per_epoch = max(len(feats) // cfg.batch_size, 1)
+    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        order, losses = torch.randperm(len(feats), generator=gen), []
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            x, y = feats[idx].flatten(0, 1).float(), targets[idx].repeat_interleave(views, 0)
+            step = epoch * steps_per_epoch + i
+            for probe, opt, (lr, _) in zip(probes, opts, cfg.grid, strict=True):
+                probe.train()
+                for group in opt.param_groups:
+                    group["lr"] = warmup_cosine_lr(
+                        step, warmup=warmup, total=total, start_lr=cfg.start_lr, lr=lr, final_lr=cfg.final_lr
+                    )
+                loss = loss_fn(probe(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses) / max(len(losses), 1):.3f}")
+    return probes
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` on features ``[N, tokens, D]``."""
+def predict(model: nn.Module, feats: torch.Tensor, activation: str = "softmax", batch_size: int = 256) -> Output:
+    """Scores ``[N, C]`` (a list for a multi-query probe): ``softmax`` or ``sigmoid`` averaged over the views."""
+    act = {"softmax": lambda z: z.softmax(-1), "sigmoid": torch.sigmoid}[activation]
+    feats = as_views(feats)
     model.eval()
-    correct = sum(
-        (model(feats[i : i + batch_size]).argmax(-1) == labels[i : i + batch_size]).sum().item()
-        for i in range(0, len(feats), batch_size)
-    )
-    return correct / len(feats)
+    chunks = []
+    for i in range(0, len(feats), batch_size):
+        x = feats[i : i + batch_size]
+        out = model(x.flatten(0, 1).float())
+        outs = out if isinstance(out, list) else [out]
+        chunks.append([act(o).unflatten(0, x.shape[:2]).mean(1) for o in outs])
+    scores = [torch.cat(parts) for parts in zip(*chunks, strict=True)]
+    return scores if isinstance(out, list) else scores[0]
+
+
+def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
+    """Share of rows of ``scores [N, C]`` whose ``k`` best classes contain the label."""
+    top = scores.topk(min(k, scores.shape[-1]), dim=-1).indices
+    return (top == labels[:, None]).any(-1).float().mean().item()
 
 
 def train_probes(
@@ -65,32 +151,13 @@ def train_probes(
     test_labels: torch.Tensor,
     num_classes: int,
     cfg: ProbeConfig = ProbeConfig(),
+    progress: bool = False,
 ) -> ProbeResult:
-    """Train one attentive probe per (lr, wd) on features ``[N, tokens, D]``; evaluate each on the test features."""
-    torch.manual_seed(cfg.seed)
-    dim = train_feats.shape[-1]
-    heads = math.gcd(cfg.num_heads, dim)
-    grid = list(itertools.product(cfg.lrs, cfg.weight_decays))
-    probes = [AttentiveClassifier(ClassifierConfig(dim, heads, cfg.depth, num_classes=num_classes)) for _ in grid]
-    opts = [torch.optim.AdamW(p.parameters(), lr=lr, weight_decay=wd) for p, (lr, wd) in zip(probes, grid, strict=True)]
-    steps_per_epoch = max(len(train_feats) // cfg.batch_size, 1)
-    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(train_feats), generator=gen)
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = train_feats[idx], train_labels[idx]
-            for probe, opt, (lr, _) in zip(probes, opts, grid, strict=True):
-                probe.train()
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(step, total, warmup, lr)
-                loss = F.cross_entropy(probe(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            step += 1
-    accs = {g: accuracy(p, test_feats, test_labels) for p, g in zip(probes, grid, strict=True)}
+    """Train one attentive probe per (lr, wd) on features ``[N, (V,) tokens, D]``; evaluate each on the test set."""
+    build = lambda: build_probe(train_feats.shape[-1], num_classes, cfg)  # noqa: E731
+    probes = train_grid(build, F.cross_entropy, train_feats, train_labels, cfg, progress, desc="attentive probes")
+    scores = [predict(p, test_feats) for p in probes]
+    accs = {g: topk_accuracy(s, test_labels) for s, g in zip(scores, cfg.grid, strict=True)}
     best = max(accs, key=accs.get)
-    return ProbeResult(accs[best], best, accs, probes[grid.index(best)])
+    i = cfg.grid.index(best)
+    return ProbeResult(accs[best], best, accs, probes[i], top5=topk_accuracy(scores[i], test_labels, 5))

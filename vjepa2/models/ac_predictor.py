@@ -4,6 +4,10 @@ Per time step ``t`` the token sequence is ``[a_t, s_t, (e_t), p_{t,0} .. p_{t,HW
 state (and optional camera extrinsics), then the frame's patch features. Attention is block-causal over time
 (full inside a step), frame tokens get 3D-RoPE at ``(t, h, w)`` and the conditioning tokens rotate only their
 time band at ``t``. The output at step ``t`` predicts the features of frame ``t + 1``.
+
+``ACPredictorConfig.residual`` (not in the official model, off by default) adds the input frame's features to the
+output, so an untrained predictor starts from "nothing changes" and only has to learn the change; on small CPU
+budgets this decides whether the predictor beats copying the current frame at all.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ class ACPredictor(nn.Module):
             )
         if states.shape[:2] != (B, T):
             raise ValueError(f"states has shape {tuple(states.shape)}, expected [B={B}, T={T}, {self.cfg.state_dim}]")
-        cond = [self.action_encoder(actions * self.cfg.action_scale), self.state_encoder(states)]
+        cond = [self.action_encoder(actions * self.cfg.action_scale), self.state_encoder(states * self.cfg.state_scale)]
         if self.cfg.use_extrinsics:
             if extrinsics is None:
                 raise ValueError("this AC predictor has use_extrinsics=True: pass extrinsics [B, T, 6]")
@@ -97,4 +101,5 @@ class ACPredictor(nn.Module):
         mask = block_causal_mask(T, c + hw, x.device)
         tokens = run_blocks(self.predictor_blocks, tokens, rope, mask, checkpointing=self.grad_checkpointing)
         tokens = tokens.view(B, T, c + hw, -1)[:, :, c:].flatten(1, 2)
-        return self.predictor_proj(self.predictor_norm(tokens))
+        out = self.predictor_proj(self.predictor_norm(tokens))
+        return out + x if self.cfg.residual else out

@@ -1,6 +1,6 @@
-"""Cross-entropy method (CEM) over action sequences ``[H, 7]``, as V-JEPA 2-AC plans (arXiv 2506.09985).
+"""Cross-entropy method (CEM) over action sequences ``[H, D]``, as V-JEPA 2-AC plans (arXiv 2506.09985).
 
-Actions are 7-D end-effector deltas ``[dx, dy, dz, droll, dpitch, dyaw, dgripper]``. Two variants:
+Actions are 7-D end-effector deltas ``[dx, dy, dz, droll, dpitch, dyaw, dgripper]``. Two Franka variants:
 
 - ``"paper"`` (App. B.2, Table 3): Gaussian samples whose xyz part is *projected* onto the L1 ball of radius
   ``radius`` (Euclidean projection, Duchi et al. 2008), rotation fixed at 0 unless ``rotation``, gripper delta
@@ -10,9 +10,19 @@ Actions are 7-D end-effector deltas ``[dx, dy, dz, droll, dpitch, dyaw, dgripper
   to ``+-maxnorm`` (a box), gripper clipped to ``+-gripper_clip``, rotation 0, momentum blending of mean and std
   with a separate gripper momentum, and the returned gripper rounded to 0 when ``|g| < gripper_round``.
 
-Both return the final *mean* sequence (what the paper and the notebook execute); ``output="best"`` returns the
+Generic variants for other action spaces (``action_dim`` dims, e.g. 2 for Two-Rooms and Push-T, or ``2 k`` for
+``k`` stacked frameskip actions), with the same sampling and refit (and momentum) on every dim:
+
+- ``"box"``: samples clipped to ``[-radius, radius]`` per coordinate;
+- ``"l1"`` / ``"l2"``: each group of ``group`` consecutive dims (all dims when None) projected onto the L1 / L2
+  ball of radius ``radius``.
+
+Their initial std is ``radius`` (``init_std`` overrides) and their initial mean 0, as DINO-WM's CEM (std 1 in
+normalised action units).
+
+All return the final *mean* sequence (what the paper and the notebook execute); ``output="best"`` returns the
 lowest-energy sample seen instead. The energy is called once per iteration with all samples,
-``energy_fn(actions [S, H, 7]) -> [S]``.
+``energy_fn(actions [S, H, action_dim]) -> [S]``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import torch
 
 ACTION_DIM = 7
 XYZ, ROT, GRIP = slice(0, 3), slice(3, 6), 6
+GENERIC_VARIANTS = ("box", "l1", "l2")
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -44,7 +55,8 @@ class CEMConfig:
         momentum_std: the same blending for the std.
         momentum_mean_gripper: gripper momentum for the mean; None uses ``momentum_mean``.
         momentum_std_gripper: gripper momentum for the std; None uses ``momentum_std``.
-        variant: ``"paper"`` (L1-ball projection) or ``"notebook"`` (official notebook semantics).
+        variant: ``"paper"`` (L1-ball projection), ``"notebook"`` (official notebook semantics), or a generic
+            variant for any ``action_dim``: ``"box"``, ``"l1"`` or ``"l2"`` (see the module docstring).
         maxnorm: notebook variant: per-coordinate xyz clip.
         gripper_clip: notebook variant: gripper samples clipped to ``+-gripper_clip``.
         gripper_round: notebook variant: returned gripper set to 0 when ``|g| < gripper_round``.
@@ -54,6 +66,8 @@ class CEMConfig:
         close_gripper: if set, the gripper delta is forced to 1 from this horizon step on (notebook option).
         output: return the final ``"mean"`` sequence or the ``"best"`` sample seen.
         seed: seed of the sampling generator when ``plan`` gets none.
+        action_dim: action dims; 7 for the Franka variants, any for the generic ones.
+        group: generic ``"l1"``/``"l2"``: the ball constrains each group of this many consecutive dims (None: all).
     """
 
     samples: int = 800
@@ -67,7 +81,7 @@ class CEMConfig:
     momentum_std: float = 0.0
     momentum_mean_gripper: float | None = None
     momentum_std_gripper: float | None = None
-    variant: Literal["paper", "notebook"] = "paper"
+    variant: Literal["paper", "notebook", "box", "l1", "l2"] = "paper"
     maxnorm: float = 0.05
     gripper_clip: float = 0.75
     gripper_round: float = 0.25
@@ -77,10 +91,16 @@ class CEMConfig:
     close_gripper: int | None = None
     output: Literal["mean", "best"] = "mean"
     seed: int | None = 0
+    action_dim: int = ACTION_DIM
+    group: int | None = None
 
     def __post_init__(self) -> None:
-        if self.variant not in ("paper", "notebook"):
-            raise ValueError(f"variant must be 'paper' or 'notebook', got {self.variant!r}")
+        if self.variant not in ("paper", "notebook", *GENERIC_VARIANTS):
+            raise ValueError(f"variant must be one of {['paper', 'notebook', *GENERIC_VARIANTS]}, got {self.variant!r}")
+        if not self.generic and self.action_dim != ACTION_DIM:
+            raise ValueError(f"the {self.variant!r} variant plans 7-D Franka actions; use 'box', 'l1' or 'l2'")
+        if self.action_dim < 1 or (self.group is not None and (self.group < 1 or self.action_dim % self.group)):
+            raise ValueError(f"need action_dim >= 1 and a group that divides it, got {self.action_dim}, {self.group}")
         if self.output not in ("mean", "best"):
             raise ValueError(f"output must be 'mean' or 'best', got {self.output!r}")
         if not 1 <= self.topk <= self.samples:
@@ -97,9 +117,16 @@ class CEMConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
 
     @property
+    def generic(self) -> bool:
+        """A generic (any ``action_dim``) variant rather than the Franka ones."""
+        return self.variant in GENERIC_VARIANTS
+
+    @property
     def xyz_std(self) -> float:
         if self.init_std is not None:
             return self.init_std
+        if self.generic:
+            return self.radius
         return self.radius / 2 if self.variant == "paper" else self.maxnorm
 
 
@@ -151,16 +178,19 @@ def project_l1_ball(x: torch.Tensor, radius: float) -> torch.Tensor:
 
 
 def _blend(new: torch.Tensor, old: torch.Tensor, cfg: CEMConfig, std: bool) -> torch.Tensor:
-    """Momentum blend ``(1 - m) * new + m * old`` with the gripper's own momentum; ``[H, 7]``."""
+    """Momentum blend ``(1 - m) * new + m * old`` with the gripper's own momentum (Franka variants); ``[H, D]``."""
     m = cfg.momentum_std if std else cfg.momentum_mean
     mg = cfg.momentum_std_gripper if std else cfg.momentum_mean_gripper
-    mom = torch.full((ACTION_DIM,), m, dtype=new.dtype)
-    mom[GRIP] = m if mg is None else mg
+    mom = torch.full((cfg.action_dim,), m, dtype=new.dtype)
+    if not cfg.generic:
+        mom[GRIP] = m if mg is None else mg
     return (1 - mom) * new + mom * old
 
 
 def _initial(cfg: CEMConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Initial mean (zeros) and std ``[H, 7]``; dims that are not optimised get std 0."""
+    """Initial mean (zeros) and std ``[H, D]``; dims that are not optimised get std 0."""
+    if cfg.generic:
+        return torch.zeros(cfg.horizon, cfg.action_dim), torch.full((cfg.horizon, cfg.action_dim), cfg.xyz_std)
     std = torch.zeros(cfg.horizon, ACTION_DIM)
     std[:, XYZ] = cfg.xyz_std
     if cfg.rotation:
@@ -170,8 +200,26 @@ def _initial(cfg: CEMConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.zeros(cfg.horizon, ACTION_DIM), std
 
 
+def project_l2_ball(x: torch.Tensor, radius: float) -> torch.Tensor:
+    """Each row of ``x [..., d]`` scaled onto the L2 ball of ``radius`` when outside it (the Euclidean projection)."""
+    norm = x.norm(dim=-1, keepdim=True)
+    return x * (radius / norm.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def _constrain_generic(actions: torch.Tensor, cfg: CEMConfig) -> torch.Tensor:
+    """The generic variants: a box, or each group of dims projected onto an L1 / L2 ball."""
+    if cfg.variant == "box":
+        return actions.clamp(-cfg.radius, cfg.radius)
+    group = cfg.group or cfg.action_dim
+    grouped = actions.unflatten(-1, (cfg.action_dim // group, group))
+    project = project_l1_ball if cfg.variant == "l1" else project_l2_ball
+    return project(grouped, cfg.radius).flatten(-2)
+
+
 def constrain(actions: torch.Tensor, cfg: CEMConfig) -> torch.Tensor:
-    """Map raw samples ``[S, H, 7]`` into the feasible set of ``cfg.variant`` (see the module docstring)."""
+    """Map raw samples ``[S, H, D]`` into the feasible set of ``cfg.variant`` (see the module docstring)."""
+    if cfg.generic:
+        return _constrain_generic(actions, cfg)
     out = actions.clone()
     if cfg.variant == "paper":
         out[..., XYZ] = project_l1_ball(actions[..., XYZ], cfg.radius)
@@ -204,15 +252,16 @@ def plan(
     """Minimise ``energy_fn`` over action sequences with CEM.
 
     Args:
-        energy_fn: ``actions [S, H, 7] -> energies [S]`` (lower is better), called once per iteration.
+        energy_fn: ``actions [S, H, D] -> energies [S]`` (lower is better; ``D = cfg.action_dim``), called once
+            per iteration.
         cfg: CEM settings.
         generator: CPU generator for the samples; None seeds a new one with ``cfg.seed`` (or uses the global RNG
             when ``cfg.seed`` is None).
 
     Returns:
-        The plan ``[H, 7]`` (the final mean, or the best sample with ``output="best"``) and an info dict:
-        ``energies [iterations, S]``, ``elite_energy [iterations]`` (mean of the top-k), ``best`` ``[H, 7]`` and
-        ``best_energy`` (lowest energy seen), ``mean`` and ``std`` ``[H, 7]`` (final distribution).
+        The plan ``[H, D]`` (the final mean, or the best sample with ``output="best"``) and an info dict:
+        ``energies [iterations, S]``, ``elite_energy [iterations]`` (mean of the top-k), ``best`` ``[H, D]`` and
+        ``best_energy`` (lowest energy seen), ``mean`` and ``std`` ``[H, D]`` (final distribution).
     """
     if generator is None and cfg.seed is not None:
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -220,13 +269,13 @@ def plan(
     energies, elite_energy = [], []
     best, best_energy = mean.clone(), float("inf")
     for _ in range(cfg.iterations):
-        noise = torch.randn(cfg.samples, cfg.horizon, ACTION_DIM, generator=generator)
-        actions = constrain(mean + std * noise, cfg)  # [S, H, 7]
+        noise = torch.randn(cfg.samples, cfg.horizon, cfg.action_dim, generator=generator)
+        actions = constrain(mean + std * noise, cfg)  # [S, H, D]
         energy = energy_fn(actions).detach().float().cpu().reshape(-1)
         if energy.numel() != cfg.samples:
             raise ValueError(f"energy_fn returned {energy.numel()} energies for {cfg.samples} samples")
         idx = energy.topk(cfg.topk, largest=False).indices
-        elites = actions[idx]  # [k, H, 7]
+        elites = actions[idx]  # [k, H, D]
         if energy[idx[0]] < best_energy:
             best, best_energy = elites[0].clone(), float(energy[idx[0]])
         mean = _blend(elites.mean(0), mean, cfg, std=False)

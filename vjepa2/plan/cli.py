@@ -254,10 +254,10 @@ def _evaluate(name: str, planner: Any, args: argparse.Namespace, image_size: int
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:
-    from vjepa2.envs import ENVS
+    from vjepa2.envs import FRANKA_ENVS
 
     _add_model_args(p)
-    p.add_argument("--env", required=True, choices=sorted(ENVS), help="environment")
+    p.add_argument("--env", required=True, choices=sorted(FRANKA_ENVS), help="environment (others: eval-plan)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0, help="env seed of the first episode (then seed + 1, ...)")
     p.add_argument("--cem", choices=sorted(CEM_PRESETS), default="paper", help="CEM preset (cpu: 128x4)")
@@ -376,12 +376,12 @@ def energy_at(world_model: WorldModel, frames: torch.Tensor, state: torch.Tensor
 
 
 def add_landscape_args(p: argparse.ArgumentParser) -> None:
-    from vjepa2.envs import ENVS
+    from vjepa2.envs import FRANKA_ENVS
 
     _add_model_args(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--trajectory", help="trajectory file (.npz/.h5) holding the transition")
-    src.add_argument("--env", choices=sorted(ENVS), help="take one scripted step in this env instead")
+    src.add_argument("--env", choices=sorted(FRANKA_ENVS), help="take one scripted step in this env instead")
     p.add_argument("--index", type=int, default=0, help="trajectory step t of the transition t -> t + 1")
     p.add_argument("--seed", type=int, default=0, help="env seed (with --env)")
     p.add_argument("--span", type=float, default=0.075, help="the grid covers [-span, span] in dx and dy (m)")

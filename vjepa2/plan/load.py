@@ -9,6 +9,10 @@ Two kinds of file are understood:
 
 Either way the weights go through the strict loaders of :mod:`vjepa2.weights`, so a preset that does not fit the
 file raises a :class:`~vjepa2.weights.WeightsError` naming the file and every mismatched key.
+
+A predictor of 7-D Franka poses and actions plans with the official pose update; one trained on another env's states
+and (frame-stacked) actions needs that env's state update as ``pose_fn`` (e.g.
+:func:`vjepa2.plan.protocol.chunk_pose_fn`, as ``vjepa2 eval-plan`` sets it).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import torch
 
 from vjepa2.config import ACPredictorConfig, EncoderConfig
-from vjepa2.plan.world_model import DTYPES, WorldModel
+from vjepa2.data.poses import compute_new_pose
+from vjepa2.data.trajectories import POSE_DIM
+from vjepa2.plan.world_model import DTYPES, PoseFn, WorldModel
 from vjepa2.train.config import from_dict
 from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
 
@@ -44,7 +50,38 @@ class CheckpointInfo:
     @property
     def transform(self) -> str | None:
         """The frame transform the predictor was trained with (``resize``, ``droid``, ...), if recorded."""
-        return ((self.train or {}).get("data") or {}).get("transform")
+        return self._data.get("transform")
+
+    @property
+    def frame_step(self) -> int | None:
+        """Env steps between the training clips' frames when fixed (``data.frame_step``), if recorded."""
+        return self._data.get("frame_step")
+
+    @property
+    def poses(self) -> bool | None:
+        """Whether the predictor takes 7-D Franka poses and pose actions (None when no config is stored)."""
+        return None if self.predictor is None else predicts_poses(self.predictor)
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        return (self.train or {}).get("data") or {}
+
+
+def predicts_poses(cfg: ACPredictorConfig) -> bool:
+    """A predictor of 7-D poses and actions (Franka, DROID), whose states follow the official pose update."""
+    return cfg.action_dim == POSE_DIM and cfg.state_dim == POSE_DIM
+
+
+def _no_pose_fn(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    raise ValueError(
+        f"this world model takes {state.shape[-1]}-D states and {action.shape[-1]}-D actions, not Franka poses: set "
+        "its pose_fn to the env's state update (vjepa2.plan.protocol.chunk_pose_fn) before multi-step rollouts"
+    )
+
+
+def default_pose_fn(cfg: ACPredictorConfig) -> PoseFn:
+    """The official pose update for pose predictors; for others a function raising that names what to set."""
+    return compute_new_pose if predicts_poses(cfg) else _no_pose_fn
 
 
 def _config(cls: type, data: Any, entry: str, path: Path) -> Any:
@@ -103,7 +140,7 @@ def load_world_model(
 
     Returns:
         The world model in eval mode on ``device``; the encoder maps frames at the predictor's ``img_size`` to
-        ``[B, T, HW, D]`` features.
+        ``[B, T, HW, D]`` features. Its ``pose_fn`` is :func:`default_pose_fn` of the predictor.
 
     Raises:
         WeightsNotFoundError: ``path`` does not exist.
@@ -129,4 +166,5 @@ def load_world_model(
             f"{path}: the encoder is {enc.cfg.embed_dim} wide but the AC predictor expects {pred.cfg.embed_dim}"
         )
     dev = resolve_device(device)
-    return WorldModel(enc.requires_grad_(False).to(dev), pred.requires_grad_(False).to(dev), dtype=dtype)
+    enc, pred = enc.requires_grad_(False).to(dev), pred.requires_grad_(False).to(dev)
+    return WorldModel(enc, pred, dtype=dtype, pose_fn=default_pose_fn(pred.cfg))

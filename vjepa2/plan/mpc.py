@@ -98,16 +98,25 @@ class LatentPlanner:
 
 
 class RandomPlanner:
-    """Uniform random actions: xyz uniform in the L1 ball of ``radius``, gripper uniform in [-1, 1] if enabled."""
+    """Uniform random actions: xyz uniform in the L1 ball of ``radius``, gripper uniform in [-1, 1] if enabled; or,
+    for other action spaces, whatever ``sampler(rng)`` draws."""
 
-    def __init__(self, radius: float = 0.075, gripper: bool = False, seed: int = 0) -> None:
-        self.radius, self.gripper = radius, gripper
+    def __init__(
+        self,
+        radius: float = 0.075,
+        gripper: bool = False,
+        seed: int = 0,
+        sampler: Callable[[np.random.Generator], np.ndarray] | None = None,
+    ) -> None:
+        self.radius, self.gripper, self.sampler = radius, gripper, sampler
         self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
 
     def plan(self, obs: Obs, goal: np.ndarray) -> np.ndarray:
+        if self.sampler is not None:
+            return self.sampler(self.rng)
         return sample_l1_ball(self.rng, self.radius, self.gripper)
 
 

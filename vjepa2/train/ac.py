@@ -5,11 +5,16 @@ The action-conditioned predictor learns with teacher forcing (predict frames 1..
 states) plus a rollout loss (feed its own first prediction back and predict ``rollout_steps`` frames
 autoregressively, gradients through the first prediction), both L1; warmup-stable-decay LR, AdamW. Encoder features
 can be cached to disk once (``data.cache_features``), after which a step costs only the predictor.
+
+The predictor's ``action_dim`` / ``state_dim`` come from the trajectories: 7 / 7 for Franka poses, ``k x`` the env's
+action dim / its state dim for benchmark envs sampled every ``k`` steps (Two-Rooms at ``data.frame_step=5``: 10 / 2).
+``optim.rollout_steps=0`` trains with teacher forcing only (the rollout-loss ablation).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +41,10 @@ class ACModelSection:
     encoder_key: str = "target_encoder"
     predictor: str = "ac_vit_giant"  # AC predictor preset (its embed_dim must match the encoder)
     action_scale: float = 1.0  # multiplies actions before the action encoder (1.0: official)
+    state_scale: float = 1.0  # multiplies states before the state encoder (1.0: official)
+    residual: bool = False  # predictor outputs input frame + change (not official; for small budgets)
+    action_dim: int | None = None  # None: from the data (7 for poses, frame step x env action dim otherwise)
+    state_dim: int | None = None  # None: from the data; a set value is checked against it
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,8 @@ def ac_losses(
     Args:
         predictor: the AC predictor.
         h: features ``[B, T, HW, D]`` (layer-normed targets, no grad).
-        actions: ``[B, T - 1, 7]``; ``actions[:, t]`` leads from frame t to t + 1.
-        states: ``[B, T, 7]``.
+        actions: ``[B, T - 1, A]``; ``actions[:, t]`` leads from frame t to t + 1.
+        states: ``[B, T, S]``.
         rollout_steps: frames predicted autoregressively from frame 0 (official ``auto_steps``), capped at T - 1.
 
     Returns:
@@ -128,15 +137,23 @@ class ACState:
     step: int = 0
 
 
-def build_state(cfg: ACTrainConfig, world: dist_utils.World) -> ACState:
-    """Frozen encoder from its weights, a fresh AC predictor at the data resolution, AdamW."""
+def build_state(cfg: ACTrainConfig, world: dist_utils.World, dims: Mapping[str, int] | None = None) -> ACState:
+    """Frozen encoder from its weights, a fresh AC predictor at the data resolution, AdamW.
+
+    ``dims``: the predictor's ``action_dim`` / ``state_dim`` (from the data); else ``model.*``, else the preset's.
+    """
     encoder = load_encoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.encoder_key)
     encoder = encoder.eval().requires_grad_(False).to(world.device)
+    m = cfg.model
+    dims = dims or {k: getattr(m, k) for k in ("action_dim", "state_dim") if getattr(m, k) is not None}
     pred_cfg = ac_predictor_config(
-        cfg.model.predictor,
+        m.predictor,
         embed_dim=encoder.embed_dim,
         img_size=cfg.data.resolution,
-        action_scale=cfg.model.action_scale,
+        action_scale=m.action_scale,
+        state_scale=m.state_scale,
+        residual=m.residual,
+        **dims,
     )
     predictor = ACPredictor(pred_cfg).to(world.device)
     predictor = dist_utils.wrap(predictor, world, "ddp", static_graph=True)  # rollout reuses weights per backward
@@ -146,7 +163,7 @@ def build_state(cfg: ACTrainConfig, world: dist_utils.World) -> ACState:
 
 
 def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.World) -> dict[str, float]:
-    """One optimiser step on ``(features [b,T,HW,D], actions [b,T-1,7], states [b,T,7])``."""
+    """One optimiser step on ``(features [b,T,HW,D], actions [b,T-1,A], states [b,T,S])``."""
     o = cfg.optim
     lr = wsd_lr(
         state.step, warmup=o.warmup, anneal=o.anneal, total=o.steps, start_lr=o.start_lr, lr=o.lr, final_lr=o.final_lr
@@ -188,11 +205,15 @@ def restore(state: ACState, ckpt: dict) -> None:
 
 
 def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
-    """Train (or resume) an AC predictor; returns the run folder. ``batches`` yields ``(features, actions, states)``."""
+    """Train (or resume) an AC predictor; returns the run folder. ``batches`` yields ``(features, actions, states)``;
+    without it they come from ``cfg.data.trajectories``, which also set the predictor's action and state widths."""
+    from vjepa2.train.ac_data import ac_batches, data_dims, trajectory_dataset
+
     world = dist_utils.init(cfg.run.device)
     out = Path(cfg.run.out)
     torch.manual_seed(cfg.run.seed)
-    state = build_state(cfg, world)
+    pixels = trajectory_dataset(cfg) if batches is None else None
+    state = build_state(cfg, world, None if pixels is None else data_dims(cfg, pixels))
     logger = MetricsLogger(out, enabled=world.is_main)
     if world.is_main:
         save_config(cfg, out / "config.yaml")
@@ -200,9 +221,7 @@ def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
         restore(state, load_checkpoint(out / "latest.pt"))
         logger.print(f"resumed from {out / 'latest.pt'} at step {state.step}")
     if batches is None:
-        from vjepa2.train.ac_data import ac_batches
-
-        batches = ac_batches(cfg, world, state.encoder, start_step=state.step)
+        batches = ac_batches(cfg, world, state.encoder, start_step=state.step, pixels=pixels)
     try:
         _loop(state, cfg, world, batches, logger, out)
     finally:

@@ -1,7 +1,10 @@
 """Batches for world-model training: clips of trajectories as cached encoder features (or encoded on the fly).
 
 Batches are a function of ``(seed, step)``: a weighted sampler over trajectories (uniform), sharded by rank, with
-per-item randomness from ``(seed, epoch, position, index)``, so a resumed run sees the same batches.
+per-item randomness from ``(seed, epoch, position, index)``, so a resumed run sees the same batches. Actions are
+those of :class:`~vjepa2.data.trajectories.TrajectoryClipDataset`: pose differences (7-D) for Franka-style
+trajectories, the stored actions between two sampled frames stacked (frame step x env action dim) otherwise;
+:func:`data_dims` gives the predictor's widths.
 """
 
 from __future__ import annotations
@@ -24,11 +27,36 @@ if TYPE_CHECKING:
     from vjepa2.train.ac import ACTrainConfig
 
 
-def ac_dataset(cfg: ACTrainConfig, world: dist_utils.World, encoder) -> TrajectoryClipDataset:
-    """Feature clips from the cache (built by rank 0 on first use) or pixel clips."""
+def trajectory_dataset(cfg: ACTrainConfig) -> TrajectoryClipDataset:
+    """Pixel clips of ``cfg.data.trajectories``; their widths are those the predictor takes."""
     d = cfg.data
-    kwargs = {"frames": d.frames, "fps": d.fps if d.frame_step is None else None, "frame_step": d.frame_step}
-    pixels = TrajectoryClipDataset(list(d.trajectories), resolution=d.resolution, transform=d.transform, **kwargs)
+    return TrajectoryClipDataset(list(d.trajectories), resolution=d.resolution, transform=d.transform, **_sampling(cfg))
+
+
+def _sampling(cfg: ACTrainConfig) -> dict:
+    d = cfg.data
+    return {"frames": d.frames, "fps": d.fps if d.frame_step is None else None, "frame_step": d.frame_step}
+
+
+def data_dims(cfg: ACTrainConfig, data: TrajectoryClipDataset) -> dict[str, int]:
+    """The predictor's ``action_dim`` / ``state_dim`` from the data; ValueError when ``model.*`` says otherwise."""
+    found = {"action_dim": data.action_dim, "state_dim": data.state_dim}
+    for key, value in found.items():
+        given = getattr(cfg.model, key)
+        if given is not None and given != value:
+            raise ValueError(
+                f"model.{key}={given}, but the trajectories give {value} ({data.paths[0]}: per-step "
+                f"{data.dims_at(0)}, frame step {data.step_of(0)}); set model.{key}={value} or leave it unset"
+            )
+    return found
+
+
+def ac_dataset(
+    cfg: ACTrainConfig, world: dist_utils.World, encoder, pixels: TrajectoryClipDataset | None = None
+) -> TrajectoryClipDataset:
+    """Feature clips from the cache (built by rank 0 on first use) or pixel clips (``pixels``, if already built)."""
+    d = cfg.data
+    pixels = pixels if pixels is not None else trajectory_dataset(cfg)
     if not d.cache_features:
         return pixels
     name = f"{cfg.model.encoder}-{Path(cfg.model.encoder_weights or 'random').stem}-{d.resolution}-{d.transform}"
@@ -37,17 +65,22 @@ def ac_dataset(cfg: ACTrainConfig, world: dist_utils.World, encoder) -> Trajecto
         build_feature_cache(encoder, pixels.paths, cache, d.resolution, d.transform, cfg.run.dtype, cfg.run.progress)
     if world.distributed:
         torch.distributed.barrier()
-    return FeatureClipDataset(pixels.paths, cache, seed=cfg.run.seed, **kwargs)
+    return FeatureClipDataset(pixels.paths, cache, seed=cfg.run.seed, **_sampling(cfg))
 
 
 def ac_batches(
-    cfg: ACTrainConfig, world: dist_utils.World, encoder, start_step: int = 0
+    cfg: ACTrainConfig,
+    world: dist_utils.World,
+    encoder,
+    start_step: int = 0,
+    pixels: TrajectoryClipDataset | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless ``(features [b, T, HW, D], actions [b, T-1, 7], states [b, T, 7])`` for this rank."""
+    """Endless ``(features [b, T, HW, D], actions [b, T-1, A], states [b, T, S])`` for this rank (A, S: the
+    dataset's ``action_dim`` / ``state_dim``); ``pixels`` is :func:`trajectory_dataset`, if already built."""
     d = cfg.data
     if d.batch_size % world.size:
         raise ValueError(f"data.batch_size={d.batch_size} is not divisible by the {world.size} processes")
-    dataset = ac_dataset(cfg, world, encoder)
+    dataset = ac_dataset(cfg, world, encoder, pixels)
     per_epoch = max(len(dataset), d.batch_size) // d.batch_size * d.batch_size
     sampler = DistributedWeightedSampler(
         np.ones(len(dataset)), per_epoch, world.rank, world.size, seed=cfg.run.seed, yield_keys=True

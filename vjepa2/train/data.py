@@ -20,7 +20,7 @@ from vjepa2.data.augment import AugmentConfig, VideoAugment
 from vjepa2.data.datasets import VideoClipDataset, make_loader
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
-from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClipDataset
+from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClip, TrajectoryClipDataset
 from vjepa2.train.distributed import World
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def file_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iter
 
 
 def is_trajectory_source(source: str) -> bool:
-    """A robot-trajectory file (npz/h5), or a folder holding such files (and no videos)."""
+    """A trajectory file (npz/h5), or a folder holding such files (and no videos)."""
     path = Path(source)
     if path.is_file():
         return path.suffix.lower() in TRAJECTORY_SUFFIXES
@@ -100,7 +100,10 @@ def is_trajectory_source(source: str) -> bool:
 
 
 def trajectory_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
-    """Endless ``(clips, 0)`` of frames from robot trajectories (e.g. ``vjepa2 collect`` output), resized to crop."""
+    """Endless ``(clips, 0)`` of frames from trajectories (e.g. ``vjepa2 collect`` output of any env), resized to crop.
+
+    Only the frames are batched, so trajectories of different envs (state and action widths) mix freely.
+    """
     d = cfg.data
     dataset = TrajectoryClipDataset(
         list(d.datasets), frames=d.frames, fps=d.fps if d.frame_step is None else None, frame_step=d.frame_step,
@@ -109,13 +112,20 @@ def trajectory_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -
     sampler = DistributedWeightedSampler(
         np.ones(len(dataset)), d.ipe * d.batch_size, world.rank, world.size, seed=cfg.run.seed, yield_keys=True
     )
-    loader = DataLoader(dataset, batch_size=d.batch_size // world.size, sampler=sampler, num_workers=d.num_workers)
+    loader = DataLoader(
+        dataset, batch_size=d.batch_size // world.size, sampler=sampler, num_workers=d.num_workers, collate_fn=_clips
+    )
     epoch, start = divmod(start_step, d.ipe)
     while True:
         sampler.set_epoch(epoch, start_index=start * (d.batch_size // world.size))
-        for item in loader:
-            yield item.clip, 0
+        for clips in loader:
+            yield clips, 0
         epoch, start = epoch + 1, 0
+
+
+def _clips(items: list[TrajectoryClip]) -> torch.Tensor:
+    """The clips of a batch of trajectory items, ``[b, 3, T, crop, crop]``."""
+    return torch.stack([item.clip for item in items])
 
 
 def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
