@@ -21,13 +21,7 @@ from vjepa2.eval.anticipation import (
 from vjepa2.eval.probe import ProbeConfig
 from vjepa2.models import Predictor, VisionTransformer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_target_ids_follow_the_official_slot_rule():

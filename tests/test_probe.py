@@ -12,14 +12,7 @@ from vjepa2.eval.features import cached_features, encode_source, load_frozen_enc
 from vjepa2.eval.probe import ProbeConfig, build_probe, predict, topk_accuracy, train_probes
 from vjepa2.eval.views import aggregate_views, segment_indices, spatial_views
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops run fastest (and steadiest on a shared machine) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def separable_tokens(n: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
