@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from vjepa2.train.ac import ACTrainConfig
 from vjepa2.train.config import load_config, save_config
 from vjepa2.train.pretrain import PretrainConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "pretrain").glob("*.yaml"))
+AC_CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "ac").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -15,6 +17,12 @@ def test_pretrain_configs_parse(path, tmp_path):
     cfg = load_config(PretrainConfig, path)
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(PretrainConfig, tmp_path / "resolved.yaml") == cfg
+
+
+@pytest.mark.parametrize("path", AC_CONFIGS, ids=[p.name for p in AC_CONFIGS])
+def test_ac_configs_parse_and_anneal_inside_their_steps(path):
+    cfg = load_config(ACTrainConfig, path)
+    assert cfg.model.residual and cfg.optim.warmup + cfg.optim.anneal < cfg.optim.steps
 
 
 def test_official_recipe_values():

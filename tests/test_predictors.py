@@ -150,3 +150,13 @@ def test_ac_residual_and_state_scale_options(ac):
         model.load_state_dict(ac.state_dict())
         expected = ac(x, a, s) + (x if name == "residual" else 0)
         torch.testing.assert_close(model(*inputs), expected, atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_ac_residual_starts_at_copy_baseline():
+    """A fresh residual predictor returns its input frames unchanged (zero-initialised output projection)."""
+    torch.manual_seed(0)
+    x, a, s = _ac_inputs(2)
+    model = ACPredictor(ac_predictor_config("ac_vit_test", residual=True)).eval()
+    assert torch.equal(model(x, a, s), x)
+    assert not torch.equal(ACPredictor(ac_predictor_config("ac_vit_test")).eval()(x, a, s), x)

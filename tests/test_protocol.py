@@ -103,6 +103,17 @@ def test_generic_cem_finds_a_quadratic_optimum_and_validates():
         CEMConfig(variant="l2", action_dim=5, group=2)
 
 
+def test_env_cem_maps_paper_and_notebook_onto_the_env_action_set():
+    from vjepa2.plan.cem import CEM_NOTEBOOK, CEM_PAPER
+    from vjepa2.plan.protocol import env_cem
+
+    env = WallEnv(image_size=16)
+    paper, notebook = env_cem(CEM_PAPER, env, 5), env_cem(CEM_NOTEBOOK, env, 5)
+    assert (paper.variant, paper.radius, paper.action_dim, paper.group) == ("l2", 1.8, 10, 2)
+    assert (notebook.variant, notebook.radius, notebook.action_dim) == ("box", 1.8, 10)
+    assert (notebook.momentum_mean, paper.momentum_mean) == (0.15, 0.0)
+
+
 def test_uniform_sampler_and_chunked_pose_fn():
     env = WallEnv(image_size=16)
     rng = np.random.default_rng(0)

@@ -6,8 +6,9 @@ state (and optional camera extrinsics), then the frame's patch features. Attenti
 time band at ``t``. The output at step ``t`` predicts the features of frame ``t + 1``.
 
 ``ACPredictorConfig.residual`` (not in the official model, off by default) adds the input frame's features to the
-output, so an untrained predictor starts from "nothing changes" and only has to learn the change; on small CPU
-budgets this decides whether the predictor beats copying the current frame at all.
+output and zero-initialises the output projection, so an untrained predictor is exactly "nothing changes" (copy the
+current frame) and only has to learn the change; on small CPU budgets this decides whether the predictor beats
+copying the current frame at all.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class ACPredictor(nn.Module):
         self.grad_checkpointing = False
         self.apply(init_weights)
         rescale_blocks(self.predictor_blocks)
+        if cfg.residual:  # start from the copy baseline exactly
+            nn.init.zeros_(self.predictor_proj.weight)
+            nn.init.zeros_(self.predictor_proj.bias)
 
     def _rope(self, steps: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Tables ``[L, head_dim]`` for one sequence: per step the conditioning tokens, then the patch grid."""

@@ -40,8 +40,9 @@ from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, Protocol
 
 
 def describe(cfg: CEMConfig, frameskip: int) -> str:
-    """One line of CEM settings, e.g. ``128x4 top-10 H=1 l2<=1.8 x5``."""
-    return f"{cfg.samples}x{cfg.iterations} top-{cfg.topk} H={cfg.horizon} {cfg.variant}<={cfg.radius:g} x{frameskip}"
+    """One line of CEM settings, e.g. ``128x4 top-10 H=1 l2<=1.8 x5`` (``momentum 0.15`` appended when set)."""
+    text = f"{cfg.samples}x{cfg.iterations} top-{cfg.topk} H={cfg.horizon} {cfg.variant}<={cfg.radius:g} x{frameskip}"
+    return text + (f" momentum {cfg.momentum_mean:g}" if cfg.momentum_mean or cfg.momentum_std else "")
 
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:

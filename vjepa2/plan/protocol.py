@@ -231,8 +231,14 @@ class StateSim:
 
 
 def env_cem(cfg: CEMConfig, env: Any, frameskip: int) -> CEMConfig:
-    """``cfg``'s sampling settings on the env's action set: ``frameskip`` stacked actions, each in its box or ball."""
+    """``cfg``'s sampling settings on the env's action set: ``frameskip`` stacked actions, each in its box or ball.
+
+    The paper's planner projects onto the env's set (its box or ball); the notebook's clips each coordinate to
+    the radius (a box; the env then clips the executed action to its own set) and keeps its momentum.
+    """
     variant, radius = env.action_bound
+    if cfg.variant == "notebook":
+        variant = "box"
     return replace(cfg, variant=variant, radius=radius, action_dim=frameskip * env.action_dim, group=env.action_dim,
                    init_std=None)  # fmt: skip
 
