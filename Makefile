@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/vjepa2 embed --dtype bf16 --out runs/demo/features.safetensors
+	$(VENV)/bin/vjepa2 demo --out runs/demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

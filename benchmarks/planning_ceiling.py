@@ -1,12 +1,17 @@
-"""Can an encoder's feature space guide planning at all? Greedy planning with a *perfect* predictor on franka-reach.
+"""Can an encoder's feature space guide planning at all? Greedy planning with a *perfect* predictor.
 
-At each step, ``--candidates`` actions (xyz in the L1 ball of 0.075 m) are executed in the simulator from the
-current state, rendered and encoded; the action whose frame is closest to the goal image (mean L1 of layer-normed
-features, the planner's energy) is executed. Success within 16 steps measures the feature space alone; the
-Spearman correlation between energy and the true end-effector distance says how well energy tracks progress.
-Compared: raw pixels, a randomly initialised encoder and any pretrained encoders given.
+At each step, ``--candidates`` actions are executed in the simulator from the current state, rendered and encoded;
+the one whose frame is closest to the goal image (mean L1 of layer-normed features, the planner's energy) is
+executed. Success measures the feature space alone; the Spearman correlation between energy and the true distance
+to the goal says how well energy tracks progress. Compared: raw pixels, a randomly initialised encoder and any
+pretrained encoders given.
 
-    python benchmarks/planning_ceiling.py runs/demo/pretrain/latest.pt
+- ``franka-reach``: actions are xyz deltas in the L1 ball of 0.075 m; 16 steps; env seeds 1000...
+- ``wall`` / ``pusht``: LeWM's protocol (goal 25 steps ahead in a held-out trajectory, 50 env steps); a candidate
+  is a chunk of ``--frameskip`` random env actions.
+
+    python benchmarks/planning_ceiling.py runs/demo/pretrain/latest.pt --model vit_tiny_p8
+    python benchmarks/planning_ceiling.py runs/wall/pretrain/latest.pt --env wall --heldout runs/wall/heldout
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.plan.cem import project_l1_ball
 from vjepa2.plan.mpc import default_preprocess
+from vjepa2.plan.protocol import build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.plan.world_model import encode_frames
 from vjepa2.weights import load_encoder
 
@@ -35,49 +41,95 @@ def features(encoder: VisionTransformer | None, images: list[np.ndarray], resolu
     return encode_frames(encoder, x).flatten(1)
 
 
-def greedy_episode(env, encoder, seed: int, candidates: int, steps: int):
-    """One episode; returns (success, per-step Spearman correlations)."""
-    env.reset(seed=seed)
-    goal, goal_pos, res = env.goal_images()[-1], env.goals[-1].ee_pos, env.image_size
-    g = features(encoder, [goal], res)
-    corr = []
-    for _ in range(steps):
-        actions = np.zeros((candidates, 7), np.float32)
-        actions[:, :3] = project_l1_ball(torch.randn(candidates, 3) * 0.05, 0.075).numpy()
-        state, images, dist = env.get_sim_state(), [], []
-        for a in actions:
-            env.set_sim_state(state)
-            env.simulate(a)
-            images.append(env.render())
-            dist.append(np.linalg.norm(env.ee_pose()[0] - goal_pos))
+def greedy_step(env, encoder, goal: torch.Tensor, candidates: list, distance) -> tuple[list, float]:
+    """Try every candidate (a list of env actions) from the current state; returns the best one by energy and the
+    Spearman correlation of energy and true distance over the candidates."""
+    state, images, dist = env.get_sim_state(), [], []
+    for chunk in candidates:
         env.set_sim_state(state)
+        for a in chunk:
+            env.simulate(a)
+        images.append(env.render())
+        dist.append(distance())
+    env.set_sim_state(state)
+    if hasattr(env, "release_sim_state"):
         env.release_sim_state(state)
-        energy = (features(encoder, images, res) - g).abs().mean(1).numpy()
-        corr.append(spearmanr(energy, dist)[0])
-        if env.step(actions[int(np.argmin(energy))])[4]["is_success"]:
-            return True, corr
-    return False, corr
+    energy = (features(encoder, images, env.image_size) - goal).abs().mean(1).numpy()
+    return candidates[int(np.argmin(energy))], spearmanr(energy, dist)[0]
+
+
+def franka_episodes(encoder, args) -> tuple[int, list[float]]:
+    env, wins, corr = make("franka-reach", image_size=args.image_size).unwrapped, 0, []
+    for ep in range(args.episodes):
+        env.reset(seed=1000 + ep)
+        goal_pos = env.goals[-1].ee_pos
+        goal = features(encoder, [env.goal_images()[-1]], env.image_size)
+        for _ in range(16):
+            xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075).numpy()
+            cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
+            chunk, c = greedy_step(env, encoder, goal, cands, lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g))
+            corr.append(c)
+            if env.step(chunk[0])[4]["is_success"]:
+                wins += 1
+                break
+    return wins, corr
+
+
+class _SimState:
+    """``get_sim_state`` / ``set_sim_state`` over a benchmark env's ``get_state`` / ``set_state``."""
+
+    def __init__(self, env) -> None:
+        self.env, self.image_size = env, env.image_size
+
+    def get_sim_state(self):
+        return self.env.get_state()
+
+    def set_sim_state(self, state) -> None:
+        self.env.set_state(state)
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
+def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
+    env = make_benchmark_env(args.env, args.image_size)
+    protocol = get_protocol("lewm", args.env)
+    states = load_true_states([args.heldout]) if args.heldout else None
+    rng, sim, wins, corr = np.random.default_rng(0), _SimState(env), 0, []
+    for ep in build_episodes(env, protocol, args.episodes, 0, states):
+        env.reset(seed=ep.seed, options={"state": ep.start, "goal": ep.goal})
+        goal = features(encoder, [env.render_state(ep.goal)], args.image_size)
+        for _ in range(protocol.budget // args.frameskip):
+            cands = [[env.random_action(rng) for _ in range(args.frameskip)] for _ in range(args.candidates)]
+            chunk, c = greedy_step(sim, encoder, goal, cands, lambda g=ep.goal: env.distance(env.get_state(), g))
+            corr.append(c)
+            if any([env.step(a)[4]["is_success"] for a in chunk]):  # success latched over the chunk
+                wins += 1
+                break
+    return wins, corr
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="*", help="pretraining checkpoints (their target_encoder is used)")
-    parser.add_argument("--model", default="vit_tiny")
+    parser.add_argument("--env", default="franka-reach", help="franka-reach, or a benchmark env (wall, pusht)")
+    parser.add_argument("--model", default="vit_tiny", help="encoder preset of the checkpoints")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--frameskip", type=int, default=5, help="env actions per candidate (benchmark envs)")
+    parser.add_argument("--heldout", help="held-out trajectories for the benchmark envs' goals (else rolled out)")
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
-    env = make("franka-reach", image_size=args.image_size).unwrapped
     torch.manual_seed(0)
     encoders = {"pixels": None, "random init": VisionTransformer(encoder_config(args.model)).eval()}
     encoders |= {path: load_encoder(args.model, path, key="target_encoder") for path in args.checkpoints}
+    run = franka_episodes if args.env == "franka-reach" else benchmark_episodes
+    print(f"{args.env}, {args.model}, {args.candidates} candidates per step, {args.episodes} episodes")
     print("| features | success | Spearman(energy, true distance) | seconds |\n|---|---|---|---|")
     for name, encoder in encoders.items():
         torch.manual_seed(0)
-        start, wins, corr = time.time(), 0, []
-        for ep in range(args.episodes):
-            ok, c = greedy_episode(env, encoder, 1000 + ep, args.candidates, 16)
-            wins, corr = wins + ok, corr + c
+        start = time.time()
+        wins, corr = run(encoder, args)
         print(f"| {name} | {wins}/{args.episodes} | {np.nanmean(corr):.2f} | {time.time() - start:.0f} |", flush=True)
 
 

@@ -4,7 +4,7 @@ Random weights (the cost does not depend on them). Per action: encode the observ
 goal is cached in MPC and not counted). The one-at-a-time mode runs ``--sequential-iterations`` CEM iterations
 and is extrapolated to ``--iterations`` (marked ``*``).
 
-    python benchmarks/planning_cost.py                                  # vit_tiny + ac_vit_tiny, 800 x 10, CPU
+    python benchmarks/planning_cost.py                                  # the demo's models, 800 x 10, CPU
     python benchmarks/planning_cost.py --samples 64 --iterations 2 --dtype fp32 bf16
 """
 
@@ -24,7 +24,9 @@ from vjepa2.plan import CEM_PAPER, CEMConfig, WorldModel, plan
 def build(args: argparse.Namespace, dtype: str) -> WorldModel:
     torch.manual_seed(0)
     encoder = VisionTransformer(encoder_config(args.encoder)).to(args.device)
-    predictor = ACPredictor(ac_predictor_config(args.predictor)).to(args.device)
+    e = encoder.cfg
+    pred_cfg = ac_predictor_config(args.predictor, embed_dim=e.embed_dim, patch_size=e.patch_size, img_size=e.img_size)
+    predictor = ACPredictor(pred_cfg).to(args.device)
     return WorldModel(encoder, predictor, dtype=dtype)
 
 
@@ -54,7 +56,7 @@ def seconds_per_action(wm: WorldModel, cfg: CEMConfig, sequential: bool, repeats
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoder", default="vit_tiny")
+    parser.add_argument("--encoder", default="vit_tiny_p8", help="encoder preset (vit_tiny_p8: the demo's)")
     parser.add_argument("--predictor", default="ac_vit_tiny")
     parser.add_argument("--samples", type=int, default=800)
     parser.add_argument("--iterations", type=int, default=10)

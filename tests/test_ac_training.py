@@ -3,6 +3,8 @@ and checkpoints that load as a :class:`~vjepa2.plan.WorldModel`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -163,6 +165,15 @@ def test_train_ac_runs_on_collected_trajectories(trained):
     ckpt = load_checkpoint(trained / "latest.pt")
     keys = {"encoder", "predictor", "opt", "step", "rng", "config", "encoder_config", "predictor_config"}
     assert keys <= set(ckpt) and ckpt["step"] == 4
+
+
+def test_patch_8_encoder_gets_a_matching_predictor_grid(trajectories, tmp_path):
+    cfg = tiny_config(tmp_path, trajectories, steps=1)
+    out = train_ac(replace(cfg, model=replace(cfg.model, encoder="vit_tiny_p8")))
+    wm = load_world_model(out / "latest.pt", dtype="fp32")
+    assert wm.predictor.cfg.grid == 8 and wm.tokens_per_frame == 64
+    h, actions, states = _trajectory_batch(wm, trajectories)
+    assert h.shape[2] == 64 and wm.predict_next(h[:, :2], actions[:, :2], states[:, :2]).shape[-2] == 64
 
 
 def _trajectory_batch(world_model, trajectories) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ from vjepa2.config import encoder_config
 from vjepa2.models import VisionTransformer
 from vjepa2.nn import attention as attn_mod
 from vjepa2.nn.attention import Attention, attend, blocked_attention, use_blocked_attention
+from vjepa2.nn.block import MLP
 from vjepa2.nn.rope import apply_rope, rotate_pairs
 
 
@@ -152,3 +153,16 @@ def test_patch_embed_matmul_equals_conv():
     video = torch.randn(2, 3, 5, 70, 50)  # partial tubelets/patches are dropped like Conv3d does
     pe = model.patch_embed
     torch.testing.assert_close(pe._as_matmul(video), pe.proj(video).flatten(2).transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+def test_mlp_inference_path_matches_the_autograd_path():
+    """Under no-grad the MLP computes GELU in place on fc1's output; it must equal the autograd path exactly."""
+    torch.manual_seed(0)
+    mlp, x = MLP(16, 64), torch.randn(2, 5, 16, requires_grad=True)
+    y = mlp(x)
+    y.sum().backward()  # the autograd path keeps working
+    with torch.no_grad():
+        assert torch.equal(mlp(x), y.detach())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = mlp.fc2(F.gelu(mlp.fc1(x)))
+        assert torch.equal(mlp(x), ref)

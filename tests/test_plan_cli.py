@@ -19,6 +19,7 @@ from PIL import Image  # noqa: E402
 from vjepa2.cli import COMMANDS, main  # noqa: E402
 from vjepa2.plan.cem import CEM_CPU, CEM_PAPER  # noqa: E402
 from vjepa2.plan.cli import TrueStateSim, cem_config, describe_cem, format_table, make_env  # noqa: E402
+from vjepa2.plan.protocol import HELD_OUT_SEED  # noqa: E402
 from vjepa2.train.ac import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def test_plan_prints_the_table_and_writes_gif_and_json(checkpoint, tmp_path, cap
     for r in results.values():
         assert r["episodes"] == 2 and len(r["episode_rows"]) == 2 and r["final_distance"] > 0
         assert r["successes"] == sum(e["success"] for e in r["episode_rows"])
-    assert [e["seed"] for e in results["oracle"]["episode_rows"]] == [0, 1]
+    assert [e["seed"] for e in results["oracle"]["episode_rows"]] == [HELD_OUT_SEED, HELD_OUT_SEED + 1]
     assert results["latent"]["seconds_per_action"] > 0 and results["oracle"]["seconds_per_action"] > 0
     assert results["oracle"]["final_distance"] < results["random"]["final_distance"]  # true-state CEM
 

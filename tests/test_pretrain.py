@@ -9,9 +9,19 @@ import torch
 import torch.multiprocessing as mp
 
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint
+from vjepa2.train.distributed import World
 from vjepa2.train.ema import ema_update
 from vjepa2.train.metrics import read_metrics
-from vjepa2.train.pretrain import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection, train
+from vjepa2.train.pretrain import (
+    DataSection,
+    ModelSection,
+    OptimSection,
+    PretrainConfig,
+    RunSection,
+    build_models,
+    step_masks,
+    train,
+)
 from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
 from vjepa2.weights import load_encoder, load_predictor
 
@@ -250,3 +260,14 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path, monkeypatch):
     accum = train(cfg, iter([(x, 0) for x in data]))
     assert batch_sizes == [4] * 3 + [2] * 6  # two micro-batches of 2 per step
     assert losses(accum) == pytest.approx(losses(full), abs=1e-5)
+
+
+def test_patch_8_encoder_gets_a_matching_predictor_and_mask_grid(tmp_path):
+    cfg = tiny_config(tmp_path, steps=2, dtype="fp32")
+    cfg = replace(cfg, model=ModelSection(encoder="vit_tiny_p8", predictor="vit_test"))
+    _, predictor, _ = build_models(cfg)
+    assert (predictor.cfg.patch_size, predictor.cfg.embed_dim) == (8, 192)
+    masks = step_masks(cfg, 0, World(), torch.device("cpu"))
+    assert max(int(t.max()) for _, t in masks) >= 32  # a 2 x 8 x 8 token grid, not 2 x 4 x 4
+    out = train(cfg, iter([(smooth_clip(), 0)] * 2))
+    assert load_encoder("vit_tiny_p8", out / "latest.pt").cfg.patch_size == 8

@@ -147,6 +147,7 @@ ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "vit_base": EncoderConfig(embed_dim=768, depth=12, num_heads=12),
     # Tiny presets for tests and CPU recipes.
     "vit_tiny": EncoderConfig(embed_dim=192, depth=6, num_heads=3, img_size=64, num_frames=8),
+    "vit_tiny_p8": EncoderConfig(embed_dim=192, depth=6, num_heads=3, patch_size=8, img_size=64, num_frames=8),
     "vit_test": EncoderConfig(embed_dim=48, depth=2, num_heads=2, img_size=64, num_frames=4),
 }
 

@@ -35,6 +35,7 @@ import torch
 from vjepa2.config import AC_PREDICTOR_PRESETS, ENCODER_PRESETS
 from vjepa2.plan.cem import CEM_CPU, CEM_NOTEBOOK, CEM_PAPER, CEM_TINY, CEMConfig
 from vjepa2.plan.load import CheckpointInfo, load_world_model, read_checkpoint_info
+from vjepa2.plan.protocol import HELD_OUT_SEED
 from vjepa2.plan.world_model import DTYPES, WorldModel
 
 CEM_PRESETS: dict[str, CEMConfig] = {"paper": CEM_PAPER, "notebook": CEM_NOTEBOOK, "cpu": CEM_CPU, "tiny": CEM_TINY}
@@ -259,7 +260,12 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     _add_model_args(p)
     p.add_argument("--env", required=True, choices=sorted(FRANKA_ENVS), help="environment (others: eval-plan)")
     p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0, help="env seed of the first episode (then seed + 1, ...)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=HELD_OUT_SEED,
+        help="env seed of the first episode, then seed + 1, ... (default: above the seeds `vjepa2 collect` uses)",
+    )
     p.add_argument("--cem", choices=sorted(CEM_PRESETS), default="paper", help="CEM preset (cpu: 128x4)")
     for flag in ("samples", "iterations", "topk", "horizon"):
         p.add_argument(f"--{flag}", type=int, help=f"override the preset's {flag}")

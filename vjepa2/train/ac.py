@@ -149,6 +149,7 @@ def build_state(cfg: ACTrainConfig, world: dist_utils.World, dims: Mapping[str, 
     pred_cfg = ac_predictor_config(
         m.predictor,
         embed_dim=encoder.embed_dim,
+        patch_size=encoder.cfg.patch_size,
         img_size=cfg.data.resolution,
         action_scale=m.action_scale,
         state_scale=m.state_scale,

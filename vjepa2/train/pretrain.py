@@ -123,6 +123,8 @@ def build_models(cfg: PretrainConfig) -> tuple[VisionTransformer, Predictor, Vis
     pred_cfg = predictor_config(
         cfg.model.predictor or cfg.model.encoder,
         embed_dim=enc_cfg.embed_dim,
+        patch_size=enc_cfg.patch_size,
+        tubelet_size=enc_cfg.tubelet_size,
         img_size=cfg.data.crop,
         num_frames=cfg.data.frames,
         rope_layout=cfg.model.rope_layout,
@@ -181,7 +183,8 @@ def schedule_values(cfg: OptimSection, step: int) -> dict[str, float]:
 
 def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: torch.device) -> list:
     """Masks for the global batch of ``step`` (a function of seed and step); this rank's samples ``rank::size``."""
-    grid = token_grid(cfg.data.frames, cfg.data.crop)
+    enc_cfg = encoder_config(cfg.model.encoder)
+    grid = token_grid(cfg.data.frames, cfg.data.crop, enc_cfg.patch_size, enc_cfg.tubelet_size)
     gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step)
     masks = sample_masks(cfg.data.batch_size, grid, cfg.masks, generator=gen, step=step, seed=cfg.run.seed)
     return [(c[world.rank :: world.size].to(device), t[world.rank :: world.size].to(device)) for c, t in masks]
