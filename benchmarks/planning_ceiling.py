@@ -28,7 +28,7 @@ from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.plan.cem import project_l1_ball
 from vjepa2.plan.mpc import default_preprocess
-from vjepa2.plan.protocol import build_episodes, get_protocol, load_true_states, make_benchmark_env
+from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.plan.world_model import encode_frames
 from vjepa2.weights import load_encoder
 
@@ -41,19 +41,17 @@ def features(encoder: VisionTransformer | None, images: list[np.ndarray], resolu
     return encode_frames(encoder, x).flatten(1)
 
 
-def greedy_step(env, encoder, goal: torch.Tensor, candidates: list, distance) -> tuple[list, float]:
-    """Try every candidate (a list of env actions) from the current state; returns the best one by energy and the
-    Spearman correlation of energy and true distance over the candidates."""
-    state, images, dist = env.get_sim_state(), [], []
+def greedy_step(env, state, set_state, encoder, goal: torch.Tensor, candidates: list, distance) -> tuple[list, float]:
+    """Try every candidate (a list of env actions) from ``state`` (the current one; ``set_state`` restores it);
+    returns the best one by energy and the Spearman correlation of energy and true distance over the candidates."""
+    images, dist = [], []
     for chunk in candidates:
-        env.set_sim_state(state)
+        set_state(state)
         for a in chunk:
             env.simulate(a)
         images.append(env.render())
         dist.append(distance())
-    env.set_sim_state(state)
-    if hasattr(env, "release_sim_state"):
-        env.release_sim_state(state)
+    set_state(state)
     energy = (features(encoder, images, env.image_size) - goal).abs().mean(1).numpy()
     return candidates[int(np.argmin(energy))], spearmanr(energy, dist)[0]
 
@@ -67,7 +65,10 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
         for _ in range(16):
             xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075).numpy()
             cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
-            chunk, c = greedy_step(env, encoder, goal, cands, lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g))
+            state = env.get_sim_state()
+            distance = lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g)  # noqa: E731
+            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance)
+            env.release_sim_state(state)
             corr.append(c)
             if env.step(chunk[0])[4]["is_success"]:
                 wins += 1
@@ -75,35 +76,22 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
     return wins, corr
 
 
-class _SimState:
-    """``get_sim_state`` / ``set_sim_state`` over a benchmark env's ``get_state`` / ``set_state``."""
-
-    def __init__(self, env) -> None:
-        self.env, self.image_size = env, env.image_size
-
-    def get_sim_state(self):
-        return self.env.get_state()
-
-    def set_sim_state(self, state) -> None:
-        self.env.set_state(state)
-
-    def __getattr__(self, name):
-        return getattr(self.env, name)
-
-
 def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
     env = make_benchmark_env(args.env, args.image_size)
     protocol = get_protocol("lewm", args.env)
     states = load_true_states([args.heldout]) if args.heldout else None
-    rng, sim, wins, corr = np.random.default_rng(0), _SimState(env), 0, []
-    for ep in build_episodes(env, protocol, args.episodes, 0, states):
-        env.reset(seed=ep.seed, options={"state": ep.start, "goal": ep.goal})
+    episodes = build_episodes(env, protocol, args.episodes, 0, states)
+    penv = ProtocolEnv(env, episodes, args.frameskip)  # reset to an episode; success latched over a chunk
+    rng, wins, corr = np.random.default_rng(0), 0, []
+    for ep in episodes:
+        penv.reset(seed=ep.seed)
         goal = features(encoder, [env.render_state(ep.goal)], args.image_size)
         for _ in range(protocol.budget // args.frameskip):
             cands = [[env.random_action(rng) for _ in range(args.frameskip)] for _ in range(args.candidates)]
-            chunk, c = greedy_step(sim, encoder, goal, cands, lambda g=ep.goal: env.distance(env.get_state(), g))
+            distance = lambda g=ep.goal: env.distance(env.get_state(), g)  # noqa: E731
+            chunk, c = greedy_step(env, env.get_state(), env.set_state, encoder, goal, cands, distance)
             corr.append(c)
-            if any([env.step(a)[4]["is_success"] for a in chunk]):  # success latched over the chunk
+            if penv.step(np.concatenate(chunk))[4]["is_success"]:
                 wins += 1
                 break
     return wins, corr
