@@ -27,6 +27,7 @@ from vjepa2.config import encoder_config
 from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.plan.cem import project_l1_ball
+from vjepa2.plan.energy import smoothed_l1_energy
 from vjepa2.plan.mpc import default_preprocess
 from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.plan.world_model import encode_frames
@@ -34,14 +35,15 @@ from vjepa2.weights import load_encoder
 
 
 def features(encoder: VisionTransformer | None, images: list[np.ndarray], resolution: int) -> torch.Tensor:
-    """Layer-normed features ``[N, F]`` of uint8 images (raw normalised pixels when ``encoder`` is None)."""
+    """Layer-normed token features ``[N, HW, D]`` of uint8 images (raw normalised pixels, ``D = 3``, when
+    ``encoder`` is None)."""
     x = torch.stack([default_preprocess(resolution)(im) for im in images])
     if encoder is None:
-        return torch.nn.functional.layer_norm(x.flatten(1), (x[0].numel(),))
-    return encode_frames(encoder, x).flatten(1)
+        return torch.nn.functional.layer_norm(x.flatten(1), (x[0].numel(),)).view_as(x).flatten(2).transpose(1, 2)
+    return encode_frames(encoder, x).flatten(1, 2)
 
 
-def greedy_step(env, state, set_state, encoder, goal: torch.Tensor, candidates: list, distance) -> tuple[list, float]:
+def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance, blur: float) -> tuple[list, float]:
     """Try every candidate (a list of env actions) from ``state`` (the current one; ``set_state`` restores it);
     returns the best one by energy and the Spearman correlation of energy and true distance over the candidates."""
     images, dist = [], []
@@ -52,7 +54,7 @@ def greedy_step(env, state, set_state, encoder, goal: torch.Tensor, candidates: 
         images.append(env.render())
         dist.append(distance())
     set_state(state)
-    energy = (features(encoder, images, env.image_size) - goal).abs().mean(1).numpy()
+    energy = smoothed_l1_energy(features(encoder, images, env.image_size), goal, blur).numpy()
     return candidates[int(np.argmin(energy))], spearmanr(energy, dist)[0]
 
 
@@ -67,7 +69,7 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
             cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
             state = env.get_sim_state()
             distance = lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g)  # noqa: E731
-            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance)
+            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance, args.blur)
             env.release_sim_state(state)
             corr.append(c)
             if env.step(chunk[0])[4]["is_success"]:
@@ -89,7 +91,7 @@ def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
         for _ in range(protocol.budget // args.frameskip):
             cands = [[env.random_action(rng) for _ in range(args.frameskip)] for _ in range(args.candidates)]
             distance = lambda g=ep.goal: env.distance(env.get_state(), g)  # noqa: E731
-            chunk, c = greedy_step(env, env.get_state(), env.set_state, encoder, goal, cands, distance)
+            chunk, c = greedy_step(env, env.get_state(), env.set_state, encoder, goal, cands, distance, args.blur)
             corr.append(c)
             if penv.step(np.concatenate(chunk))[4]["is_success"]:
                 wins += 1
@@ -107,12 +109,13 @@ def main() -> None:
     parser.add_argument("--frameskip", type=int, default=5, help="env actions per candidate (benchmark envs)")
     parser.add_argument("--heldout", help="held-out trajectories for the benchmark envs' goals (else rolled out)")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--blur", type=float, default=0.0, help="smoothed energy: sigma / frame width (0: official L1)")
     args = parser.parse_args()
     torch.manual_seed(0)
     encoders = {"pixels": None, "random init": VisionTransformer(encoder_config(args.model)).eval()}
     encoders |= {path: load_encoder(args.model, path, key="target_encoder") for path in args.checkpoints}
     run = franka_episodes if args.env == "franka-reach" else benchmark_episodes
-    print(f"{args.env}, {args.model}, {args.candidates} candidates per step, {args.episodes} episodes")
+    print(f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, blur {args.blur}")
     print("| features | success | Spearman(energy, true distance) | seconds |\n|---|---|---|---|")
     for name, encoder in encoders.items():
         torch.manual_seed(0)

@@ -53,10 +53,12 @@ def test_aggregate_views_concatenates_segments_per_view():
     assert out[1, 2, :5, 0].eq(6 + 2).all() and out[1, 2, 5:, 0].eq(6 + 3 + 2).all()
 
 
-def test_attentive_probe_grid_learns_a_separable_task():
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_attentive_probe_grid_learns_a_separable_task(dtype):
     x, y = separable_tokens(256, 4, seed=0)
     xt, yt = separable_tokens(128, 4, seed=1)
-    cfg = ProbeConfig(depth=2, num_heads=4, epochs=20, batch_size=32, lrs=(3e-3, 1e-5), weight_decays=(0.01,))
+    lrs, wds = (3e-3, 1e-5), (0.01,)
+    cfg = ProbeConfig(depth=2, num_heads=4, epochs=20, batch_size=32, lrs=lrs, weight_decays=wds, dtype=dtype)
     result = train_probes(x, y, xt, yt, 4, cfg)
     assert set(result.accuracies) == {(3e-3, 0.01), (1e-5, 0.01)}
     assert result.accuracy == max(result.accuracies.values()) and result.head == (3e-3, 0.01)

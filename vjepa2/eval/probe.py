@@ -42,12 +42,15 @@ class ProbeConfig:
     start_lr: float = 0.0  # LR at the start of the warmup
     final_lr: float = 0.0  # LR at the end of the cosine
     seed: int = 0
+    dtype: str = "fp32"  # "bf16": autocast the probes' forward and backward (about 2x faster on CPU)
 
     def __post_init__(self) -> None:
         if not self.lrs or not self.weight_decays:
             raise ValueError("ProbeConfig needs at least one value in lrs and in weight_decays")
         if self.epochs < 1 or self.batch_size < 1 or self.depth < 1:
             raise ValueError(f"ProbeConfig needs epochs, batch_size and depth >= 1, got {self}")
+        if self.dtype not in ("fp32", "bf16"):
+            raise ValueError(f"ProbeConfig.dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
 
     @property
     def grid(self) -> list[tuple[float, float]]:
@@ -113,13 +116,19 @@ def train_grid(
                     group["lr"] = warmup_cosine_lr(
                         step, warmup=warmup, total=total, start_lr=cfg.start_lr, lr=lr, final_lr=cfg.final_lr
                     )
-                loss = loss_fn(probe(x), y)
+                with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+                    out = probe(x)
+                loss = loss_fn(_float(out), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses) / max(len(losses), 1):.3f}")
     return probes
+
+
+def _float(out: Output) -> Output:
+    return [o.float() for o in out] if isinstance(out, list) else out.float()
 
 
 @torch.no_grad()

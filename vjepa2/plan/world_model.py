@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from vjepa2.data.poses import compute_new_pose
 from vjepa2.models import ACPredictor, VisionTransformer
+from vjepa2.plan.energy import l1_energy
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 PoseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -167,8 +168,7 @@ class WorldModel:
         Returns:
             ``[S]``.
         """
-        goal = goal.reshape(pred.shape[-2:]).to(pred)
-        return (pred - goal).abs().mean(dim=(-2, -1))
+        return l1_energy(pred, goal)
 
     def energy_fn(
         self,
