@@ -27,23 +27,27 @@ from vjepa2.config import encoder_config
 from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.plan.cem import project_l1_ball
-from vjepa2.plan.energy import smoothed_l1_energy
+from vjepa2.plan.energy import blur_tokens, smoothed_l1_energy
 from vjepa2.plan.mpc import default_preprocess
 from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.plan.world_model import encode_frames
 from vjepa2.weights import load_encoder
 
 
-def features(encoder: VisionTransformer | None, images: list[np.ndarray], resolution: int) -> torch.Tensor:
+def features(
+    encoder: VisionTransformer | None, images: list[np.ndarray], resolution: int, input_blur: float = 0.0
+) -> torch.Tensor:
     """Layer-normed token features ``[N, HW, D]`` of uint8 images (raw normalised pixels, ``D = 3``, when
-    ``encoder`` is None)."""
+    ``encoder`` is None); ``input_blur`` > 0 Gaussian-blurs the images first (sigma / image width)."""
     x = torch.stack([default_preprocess(resolution)(im) for im in images])
+    if input_blur > 0:
+        x = blur_tokens(x.flatten(2).transpose(1, 2), input_blur * x.shape[-1]).transpose(1, 2).view_as(x)
     if encoder is None:
         return torch.nn.functional.layer_norm(x.flatten(1), (x[0].numel(),)).view_as(x).flatten(2).transpose(1, 2)
     return encode_frames(encoder, x).flatten(1, 2)
 
 
-def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance, blur: float) -> tuple[list, float]:
+def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance, args) -> tuple[list, float]:
     """Try every candidate (a list of env actions) from ``state`` (the current one; ``set_state`` restores it);
     returns the best one by energy and the Spearman correlation of energy and true distance over the candidates."""
     images, dist = [], []
@@ -54,7 +58,8 @@ def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance
         images.append(env.render())
         dist.append(distance())
     set_state(state)
-    energy = smoothed_l1_energy(features(encoder, images, env.image_size), goal, blur).numpy()
+    feats = features(encoder, images, env.image_size, args.input_blur)
+    energy = smoothed_l1_energy(feats, goal, args.blur).numpy()
     return candidates[int(np.argmin(energy))], spearmanr(energy, dist)[0]
 
 
@@ -63,13 +68,13 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
     for ep in range(args.episodes):
         env.reset(seed=1000 + ep)
         goal_pos = env.goals[-1].ee_pos
-        goal = features(encoder, [env.goal_images()[-1]], env.image_size)
+        goal = features(encoder, [env.goal_images()[-1]], env.image_size, args.input_blur)
         for _ in range(16):
             xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075).numpy()
             cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
             state = env.get_sim_state()
             distance = lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g)  # noqa: E731
-            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance, args.blur)
+            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance, args)
             env.release_sim_state(state)
             corr.append(c)
             if env.step(chunk[0])[4]["is_success"]:
@@ -87,11 +92,11 @@ def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
     rng, wins, corr = np.random.default_rng(0), 0, []
     for ep in episodes:
         penv.reset(seed=ep.seed)
-        goal = features(encoder, [env.render_state(ep.goal)], args.image_size)
+        goal = features(encoder, [env.render_state(ep.goal)], args.image_size, args.input_blur)
         for _ in range(protocol.budget // args.frameskip):
             cands = [[env.random_action(rng) for _ in range(args.frameskip)] for _ in range(args.candidates)]
             distance = lambda g=ep.goal: env.distance(env.get_state(), g)  # noqa: E731
-            chunk, c = greedy_step(env, env.get_state(), env.set_state, encoder, goal, cands, distance, args.blur)
+            chunk, c = greedy_step(env, env.get_state(), env.set_state, encoder, goal, cands, distance, args)
             corr.append(c)
             if penv.step(np.concatenate(chunk))[4]["is_success"]:
                 wins += 1
@@ -110,12 +115,16 @@ def main() -> None:
     parser.add_argument("--heldout", help="held-out trajectories for the benchmark envs' goals (else rolled out)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--blur", type=float, default=0.0, help="smoothed energy: sigma / frame width (0: official L1)")
+    parser.add_argument("--input-blur", type=float, default=0.0, help="blur the images before encoding (sigma / width)")
     args = parser.parse_args()
     torch.manual_seed(0)
     encoders = {"pixels": None, "random init": VisionTransformer(encoder_config(args.model)).eval()}
     encoders |= {path: load_encoder(args.model, path, key="target_encoder") for path in args.checkpoints}
     run = franka_episodes if args.env == "franka-reach" else benchmark_episodes
-    print(f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, blur {args.blur}")
+    print(
+        f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, "
+        f"energy blur {args.blur}, input blur {args.input_blur}"
+    )
     print("| features | success | Spearman(energy, true distance) | seconds |\n|---|---|---|---|")
     for name, encoder in encoders.items():
         torch.manual_seed(0)

@@ -11,6 +11,7 @@ from vjepa2.data.augment import (
     AugmentConfig,
     augment_clip,
     center_box,
+    gaussian_blur,
     sample_crop_box,
 )
 
@@ -108,4 +109,27 @@ def test_config_validation():
         AugmentConfig(ratio=(0.0, 1.0))
     with pytest.raises(ValueError, match="clip"):
         augment_clip(torch.zeros(4, 8, 8, dtype=torch.uint8), AugmentConfig(crop=4), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="blur"):
+        AugmentConfig(blur=-0.1)
     assert math.isclose(AugmentConfig().ratio[1], 1.35)
+
+
+def test_gaussian_blur_matches_scipy_and_keeps_constants():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    img = torch.zeros(2, 33, 33)
+    img[0, 16, 16], img[1, 10, 20] = 1.0, 5.0
+    out = gaussian_blur(img, 2.0)
+    ref = torch.from_numpy(ndimage.gaussian_filter(img.double().numpy(), (0, 2.0, 2.0), mode="constant", truncate=3.0))
+    inner = (slice(None), slice(7, -7), slice(7, -7))  # beyond the kernel radius (6) from every border
+    torch.testing.assert_close(out[inner].double(), ref[inner], atol=1e-6, rtol=1e-5)
+    const = torch.full((3, 9, 9), 0.7)
+    torch.testing.assert_close(gaussian_blur(const, 3.0), const)  # renormalised at the borders
+    assert gaussian_blur(img, 0.0) is img
+
+
+def test_blur_commutes_with_normalisation_in_augment_clip():
+    clip = _clip(t=2, h=20, w=20)
+    plain = augment_clip(clip, AugmentConfig(crop=16), np.random.default_rng(3))
+    blurred = augment_clip(clip, AugmentConfig(crop=16, blur=0.25), np.random.default_rng(3))  # same crop and flip
+    torch.testing.assert_close(blurred, gaussian_blur(plain, 4.0), atol=1e-4, rtol=1e-4)
+    assert blurred.std() < 0.5 * plain.std()

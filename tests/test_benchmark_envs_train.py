@@ -32,6 +32,7 @@ def test_collect_pretrain_train_ac_and_eval_plan_on_two_rooms(tmp_path, capsys):
     assert [r["step"] for r in read_metrics(wm / "metrics.jsonl")] == [1, 2]
     info = read_checkpoint_info(wm / "latest.pt")
     assert (info.predictor.action_dim, info.predictor.state_dim, info.frame_step, info.poses) == (10, 2, 5, False)
+    assert info.transform == "resize+blur=0.2"  # the shipped blur travels with the checkpoint to the planner
     with pytest.raises(ValueError, match="pose_fn"):  # no Franka pose update for a 2-D point agent
         load_world_model(wm / "latest.pt", dtype="fp32").pose_fn(torch.zeros(1, 2), torch.zeros(1, 10))
     capsys.readouterr()

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from vjepa2.data.augment import normalize
+from vjepa2.data.augment import gaussian_blur, normalize
 from vjepa2.data.poses import poses_to_diffs, to_camera_frame
 from vjepa2.data.sampler import DrawKey
 from vjepa2.data.trajectories import (
@@ -18,6 +18,8 @@ from vjepa2.data.trajectories import (
     droid_crop_box,
     droid_transform,
     load_trajectory,
+    make_clip_transform,
+    parse_transform,
     read_shapes,
     resize_transform,
     sample_clip_indices,
@@ -130,6 +132,18 @@ def test_droid_crop_geometry():
     assert out.shape == (3, 2, 8, 8)
     torch.testing.assert_close(out, ref.transpose(0, 1))
     assert resize_transform(frames, resolution=8).shape == (3, 2, 8, 8)
+
+
+def test_blurred_named_transforms():
+    frames = torch.randint(0, 256, (2, 18, 18, 3), dtype=torch.uint8)
+    rng = np.random.default_rng(0)
+    out = make_clip_transform("resize+blur=0.25", resolution=8)(frames, rng)
+    torch.testing.assert_close(out, gaussian_blur(resize_transform(frames, resolution=8), 2.0))
+    assert parse_transform("droid") == ("droid", 0.0)
+    assert parse_transform("center+blur=0.1") == ("center", 0.1)
+    for bad in ("nope", "resize+blur=x", "resize+blur=-1", "resize+sharpen=1", "resize+blur"):
+        with pytest.raises(ValueError, match="unknown transform"):
+            make_clip_transform(bad)
 
 
 @pytest.fixture

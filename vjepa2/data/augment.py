@@ -5,6 +5,9 @@ The crop is resized with bilinear ``F.interpolate`` (``align_corners=False``, no
 flipped with p = 0.5 and normalised with the ImageNet statistics scaled to 0-255, as official. There is no
 RandAugment, random erasing or motion shift: V-JEPA 2 pretraining turns them off.
 
+Not official: an optional Gaussian blur of every frame (:func:`gaussian_blur`, ``AugmentConfig.blur``) for worlds
+whose objects are a few pixels wide (Two-Rooms' dot), so that a patch token changes smoothly with an object's distance.
+
 All randomness comes from an explicit ``numpy.random.Generator``, so a clip's augmentation is fixed by the
 generator's seed and independent of worker processes.
 """
@@ -35,6 +38,7 @@ class AugmentConfig:
         mean: per-channel mean in [0, 1] units.
         std: per-channel std in [0, 1] units.
         tries: box draws before falling back to a centre crop.
+        blur: Gaussian blur sigma as a fraction of ``crop`` (0: none; not official).
     """
 
     crop: int = 256
@@ -44,10 +48,13 @@ class AugmentConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     tries: int = 10
+    blur: float = 0.0
 
     def __post_init__(self) -> None:
         if self.crop <= 0:
             raise ValueError(f"crop must be positive, got {self.crop}")
+        if self.blur < 0:
+            raise ValueError(f"blur must be >= 0, got {self.blur}")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale must satisfy 0 < low <= high, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
@@ -107,6 +114,34 @@ def resized_crop(clip: torch.Tensor, box: Box, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised 1-D Gaussian ``[2 * ceil(3 sigma) + 1]`` (at least 3 taps)."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of the last two dims of ``x`` ``[..., H, W]``; ``sigma`` in pixels (0: a no-op).
+
+    The kernel is renormalised at the borders, so a constant image stays constant (and blurring commutes with a
+    per-channel affine normalisation).
+    """
+    if sigma <= 0:
+        return x
+    *lead, H, W = x.shape
+    k = gaussian_kernel(sigma).to(x)
+    pad = len(k) // 2
+    kh, kw = k.view(1, 1, -1, 1), k.view(1, 1, 1, -1)
+
+    def smooth(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kh, padding=(pad, 0)), kw, padding=(0, pad))
+
+    ones = torch.ones(1, 1, H, W, dtype=x.dtype, device=x.device)
+    return (smooth(x.reshape(-1, 1, H, W)) / smooth(ones)).view(*lead, H, W)
+
+
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """Normalise 0-255 values ``[T, 3, H, W]`` with statistics given in [0, 1] units (scaled by 255, as official)."""
     m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1) * 255.0
@@ -115,7 +150,7 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
 
 
 def augment_clip(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Random resized crop, horizontal flip and normalisation with one set of parameters for the whole clip.
+    """Random resized crop, horizontal flip, optional blur and normalisation with one set of parameters per clip.
 
     Args:
         clip: ``[T, H, W, 3]`` uint8 frames.
@@ -131,6 +166,7 @@ def augment_clip(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generato
     x = resized_crop(clip, box, cfg.crop)  # [T, 3, crop, crop]
     if cfg.flip and rng.random() < 0.5:
         x = x.flip(-1)
+    x = gaussian_blur(x, cfg.blur * cfg.crop)
     return normalize(x, cfg.mean, cfg.std).permute(1, 0, 2, 3).contiguous()  # [3, T, crop, crop]
 
 

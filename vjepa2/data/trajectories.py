@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vjepa2.data.augment import Box, center_box, normalize, resized_crop
+from vjepa2.data.augment import Box, center_box, gaussian_blur, normalize, resized_crop
 from vjepa2.data.poses import poses_to_diffs, to_camera_frame
 from vjepa2.data.sampler import DrawKey
 from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD, preprocess
@@ -459,17 +459,38 @@ def make_clip_transform(transform: str | ClipTransform | None, resolution: int =
 
     Args:
         transform: ``"droid"`` (:func:`droid_transform`), ``"resize"`` (:func:`resize_transform`), ``"center"``
-            (short side to ``resolution``, centre crop: :func:`~vjepa2.data.transforms.preprocess`), a callable
-            taking ``(frames, rng)`` (e.g. :class:`~vjepa2.data.augment.VideoAugment`), or None (raw frames).
+            (short side to ``resolution``, centre crop: :func:`~vjepa2.data.transforms.preprocess`), any of these
+            followed by ``+blur=S`` (then a Gaussian blur of sigma ``S`` x ``resolution``, not official: see
+            :func:`~vjepa2.data.augment.gaussian_blur`), a callable taking ``(frames, rng)`` (e.g.
+            :class:`~vjepa2.data.augment.VideoAugment`), or None (raw frames).
         resolution: output side of the named transforms.
     """
     if transform is None or callable(transform):
         return transform
-    if transform not in _NAMED_TRANSFORMS:
+    name, blur = parse_transform(transform)
+    fn = functools.partial(_NAMED_TRANSFORMS[name], resolution=resolution)  # picklable, for spawned workers
+    return functools.partial(_blurred, fn=fn, sigma=blur * resolution) if blur else fn
+
+
+def parse_transform(transform: str) -> tuple[str, float]:
+    """``"resize+blur=0.2"`` -> ``("resize", 0.2)``; ``"resize"`` -> ``("resize", 0.0)``. ValueError if unknown."""
+    name, _, modifier = transform.partition("+")
+    blur = 0.0 if not modifier else -1.0
+    if modifier.startswith("blur="):
+        try:
+            blur = float(modifier.removeprefix("blur="))
+        except ValueError:
+            pass
+    if name not in _NAMED_TRANSFORMS or blur < 0:
         raise ValueError(
-            f"unknown transform {transform!r}; expected one of {sorted(_NAMED_TRANSFORMS)}, a callable or None"
+            f"unknown transform {transform!r}; expected one of {sorted(_NAMED_TRANSFORMS)}, optionally followed by "
+            "'+blur=S' with S >= 0 (e.g. 'resize+blur=0.2'), a callable or None"
         )
-    return functools.partial(_NAMED_TRANSFORMS[transform], resolution=resolution)  # picklable, for spawned workers
+    return name, blur
+
+
+def _blurred(frames: torch.Tensor, rng: np.random.Generator, fn: ClipTransform, sigma: float) -> torch.Tensor:
+    return gaussian_blur(fn(frames, rng), sigma)
 
 
 def _droid_clip(frames: torch.Tensor, rng: np.random.Generator, resolution: int) -> torch.Tensor:

@@ -40,7 +40,6 @@ from vjepa2.plan.world_model import DTYPES, WorldModel
 
 CEM_PRESETS: dict[str, CEMConfig] = {"paper": CEM_PAPER, "notebook": CEM_NOTEBOOK, "cpu": CEM_CPU, "tiny": CEM_TINY}
 BASELINES = ("random", "oracle")
-TRANSFORMS = ("auto", "resize", "center", "droid")
 Preprocess = Callable[[np.ndarray], torch.Tensor]
 
 
@@ -95,7 +94,20 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictor", choices=sorted(AC_PREDICTOR_PRESETS), help="AC predictor preset (idem)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="world-model autocast dtype")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--transform", choices=TRANSFORMS, default="auto", help="frame transform (auto: as trained)")
+    p.add_argument(
+        "--transform", type=_transform_arg, default="auto", help="auto (as trained), resize, center, droid[+blur=S]"
+    )
+
+
+def _transform_arg(value: str) -> str:
+    from vjepa2.data.trajectories import parse_transform
+
+    if value != "auto":
+        try:
+            parse_transform(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return value
 
 
 # ---------------------------------------------------------------- environment adapters

@@ -5,7 +5,9 @@ object: once the predicted and the goal object do not overlap, moving the predic
 few tokens by the same amount, so the planner has no gradient towards the goal (Two-Rooms' 3-pixel dot). The
 *smoothed* energy (not official) first blurs each channel of the token grid with a Gaussian, which spreads an
 object's features over its neighbourhood: the L1 distance between two blurred maps then grows with the distance
-between the objects, up to a few ``sigma``. With ``blur=0`` it is exactly :func:`l1_energy`.
+between the objects, up to a few ``sigma``. With ``blur=0`` it is exactly :func:`l1_energy`. It helps raw pixels but
+not ViT tokens; the shipped Two-Rooms recipe blurs the frames *before* the encoder instead (``resize+blur=S``
+transforms, :func:`~vjepa2.data.augment.gaussian_blur`) and keeps the official energy.
 """
 
 from __future__ import annotations
@@ -13,21 +15,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+
+from vjepa2.data.augment import gaussian_blur
 
 
 def l1_energy(pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
     """Mean L1 over tokens and channels (official): ``pred [S, N, D]``, ``goal [N, D]`` (or reshapable) -> ``[S]``."""
     goal = goal.reshape(pred.shape[-2:]).to(pred)
     return (pred - goal).abs().mean(dim=(-2, -1))
-
-
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """A normalised 1-D Gaussian ``[2 * ceil(3 sigma) + 1]``."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
 
 
 def blur_tokens(tokens: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -39,17 +34,8 @@ def blur_tokens(tokens: torch.Tensor, sigma: float) -> torch.Tensor:
     g = math.isqrt(N)
     if g * g != N:
         raise ValueError(f"blur_tokens needs a square token grid, got {N} tokens")
-    k = gaussian_kernel(sigma).to(tokens)
-    pad = len(k) // 2
-    x = tokens.transpose(1, 2).reshape(S * D, 1, g, g)
-    ones = torch.ones(1, 1, g, g, dtype=x.dtype, device=x.device)
-    kh, kw = k.view(1, 1, -1, 1), k.view(1, 1, 1, -1)
-
-    def smooth(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kh, padding=(pad, 0)), kw, padding=(0, pad))
-
-    x = smooth(x) / smooth(ones)
-    return x.reshape(S, D, N).transpose(1, 2)
+    grid = tokens.transpose(1, 2).reshape(S, D, g, g)
+    return gaussian_blur(grid, sigma).reshape(S, D, N).transpose(1, 2)
 
 
 def smoothed_l1_energy(pred: torch.Tensor, goal: torch.Tensor, blur: float) -> torch.Tensor:

@@ -72,7 +72,7 @@ def file_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iter
         frames=d.frames,
         fps=d.fps if d.frame_step is None else None,
         frame_step=d.frame_step,
-        transform=VideoAugment(AugmentConfig(crop=d.crop)),
+        transform=VideoAugment(AugmentConfig(crop=d.crop, blur=d.blur)),
         seed=cfg.run.seed,
     )
     loader = make_loader(
@@ -107,7 +107,7 @@ def trajectory_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -
     d = cfg.data
     dataset = TrajectoryClipDataset(
         list(d.datasets), frames=d.frames, fps=d.fps if d.frame_step is None else None, frame_step=d.frame_step,
-        resolution=d.crop, transform="resize", seed=cfg.run.seed,
+        resolution=d.crop, transform=f"resize+blur={d.blur:g}" if d.blur else "resize", seed=cfg.run.seed,
     )  # fmt: skip
     sampler = DistributedWeightedSampler(
         np.ones(len(dataset)), d.ipe * d.batch_size, world.rank, world.size, seed=cfg.run.seed, yield_keys=True
@@ -134,6 +134,8 @@ def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> 
         raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
     sources = tuple(cfg.data.datasets)
     if sources == (SYNTHETIC,):
+        if cfg.data.blur:
+            raise ValueError("data.blur applies to video and trajectory datasets, not to 'synthetic'")
         return synthetic_batches(cfg, world, start_step)
     if SYNTHETIC in sources:
         raise ValueError("data.datasets: 'synthetic' cannot be mixed with file datasets")

@@ -50,6 +50,7 @@ class DataSection:
     fps: float | None = 4.0
     frame_step: int | None = None
     crop: int = 256
+    blur: float = 0.0  # Gaussian blur sigma / crop (not official; for few-pixel objects, e.g. Two-Rooms)
     batch_size: int = 24  # global batch (split over processes)
     num_workers: int = 4
     ipe: int = 300  # iterations per epoch (samples drawn per epoch = ipe * batch_size)
