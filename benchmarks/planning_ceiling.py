@@ -24,10 +24,11 @@ import torch
 from scipy.stats import spearmanr
 
 from vjepa2.config import encoder_config
+from vjepa2.data.augment import gaussian_blur
 from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.plan.cem import project_l1_ball
-from vjepa2.plan.energy import blur_tokens, smoothed_l1_energy
+from vjepa2.plan.energy import smoothed_l1_energy
 from vjepa2.plan.mpc import default_preprocess
 from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.plan.world_model import encode_frames
@@ -41,7 +42,7 @@ def features(
     ``encoder`` is None); ``input_blur`` > 0 Gaussian-blurs the images first (sigma / image width)."""
     x = torch.stack([default_preprocess(resolution)(im) for im in images])
     if input_blur > 0:
-        x = blur_tokens(x.flatten(2).transpose(1, 2), input_blur * x.shape[-1]).transpose(1, 2).view_as(x)
+        x = gaussian_blur(x, input_blur * x.shape[-1])
     if encoder is None:
         return torch.nn.functional.layer_norm(x.flatten(1), (x[0].numel(),)).view_as(x).flatten(2).transpose(1, 2)
     return encode_frames(encoder, x).flatten(1, 2)
