@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
+from vjepa2.data.synthetic import SyntheticVideoDataset, split_seeds
 from vjepa2.eval.features import extract_features
 from vjepa2.eval.probe import ProbeConfig, train_probes
 from vjepa2.models import VisionTransformer
@@ -47,7 +47,7 @@ def pretrain(objective: str, minutes: float, out: Path, overrides: list[str]) ->
 
 
 def probe_data(cfg: PretrainConfig, split: str, n: int, task: str) -> tuple[torch.utils.data.Dataset, torch.Tensor]:
-    world = WorldConfig(resolution=cfg.data.crop, frames=cfg.data.frames, one_mover_prob=1.0)
+    world = replace(cfg.data.world, resolution=cfg.data.crop, frames=cfg.data.frames, one_mover_prob=1.0)
     data = SyntheticVideoDataset(world, seeds=split_seeds(split, n))
     labels = torch.tensor([data.world.scene(s).labels[task] for s in data.seeds])
     return data, labels

@@ -131,6 +131,24 @@ def test_energy_fn_one_call_per_step_and_bf16_close(models, wm):
         WorldModel(*models, dtype="int8")
 
 
+def test_proprio_term_of_the_energy(models):
+    """DINO-WM's proprio term: state_scale x mean L1 of the integrated final position to the goal's, plus the visual
+    L1; with ``visual_weight=0`` the predictor is never called."""
+    wm = WorldModel(*models, dtype="fp32", pose_fn=lambda s, a: s + a)
+    z, s, _ = random_inputs(1, 1, 2)
+    actions, goal, goal_pose = torch.randn(5, 3, 7), torch.randn(HW, D), torch.tensor([0.3, -0.2])
+    final = s[0, -1] + actions.sum(1)
+    expected = (final[:, :2] - goal_pose).abs().mean(-1) * wm.predictor.cfg.state_scale
+    with CallCounter(wm.predictor) as calls:
+        proprio = wm.energy_fn(z, s, goal, goal_pose=goal_pose, proprio_weight=2.0, visual_weight=0.0)(actions)
+    assert calls.batches == []
+    torch.testing.assert_close(proprio, 2.0 * expected)
+    both = wm.energy_fn(z, s, goal, goal_pose=goal_pose, proprio_weight=2.0)(actions)
+    torch.testing.assert_close(both, wm.energy_fn(z, s, goal)(actions) + 2.0 * expected)
+    with pytest.raises(ValueError, match="goal pose"):
+        wm.energy_fn(z, s, goal, proprio_weight=1.0)
+
+
 def test_energy_landscape_single_batched_call(wm, tmp_path):
     frames = torch.randn(2, 3, 64, 64)
     s0 = torch.tensor([0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.5])

@@ -290,11 +290,11 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="JSON file with the table rows and every episode")
 
 
-def _parse_baselines(text: str) -> list[str]:
+def _parse_baselines(text: str, allowed: Sequence[str] = BASELINES) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip() and n.strip() != "none"]
-    unknown = sorted(set(names) - set(BASELINES))
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(allowed)}")
     return names
 
 

@@ -7,7 +7,9 @@ Every planner runs the same episodes (:mod:`vjepa2.plan.protocol`; ``docs/planni
   action_dim`` (a model trained on 5 stacked 2-D actions plans DINO-WM's frameskip-5 chunks);
 - ``random``: uniform chunks in the env's action set;
 - ``oracle``: CEM (``--oracle-cem``, the ``cpu`` sizes by default: the simulator is not batched) with the simulator
-  as the model, scored by the true-state cost to the goal.
+  as the model, scored by the true-state cost to the goal;
+- ``proprio`` (reference for ``--proprio-weight``): the latent planner's CEM on DINO-WM's proprioceptive term alone
+  (the integrated agent position against the goal's), no image: what moving the agent to its goal position scores.
 
 The table gives success (latched, k/n), the mean final distance to the goal (px: the dot for Two-Rooms, agent and
 block positions for Push-T), mean env steps taken, planning seconds per planner action and the CEM settings; the
@@ -37,6 +39,8 @@ from vjepa2.plan.cli import (
     write_json,
 )
 from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, Protocol
+
+EVAL_BASELINES = (*BASELINES, "proprio")
 
 
 def describe(cfg: CEMConfig, frameskip: int) -> str:
@@ -72,7 +76,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     for flag in ("samples", "iterations", "topk", "horizon"):
         p.add_argument(f"--{flag}", type=int, help=f"override the preset's {flag}")
     p.add_argument("--oracle-cem", choices=sorted(CEM_PRESETS), default="cpu", help="oracle CEM sizes preset")
-    p.add_argument("--baselines", default="random,oracle", help=f"comma-separated from {','.join(BASELINES)}")
+    p.add_argument("--baselines", default="random,oracle", help=f"comma-separated from {','.join(EVAL_BASELINES)}")
+    p.add_argument("--proprio-weight", type=float, default=0.0, help="weight of DINO-WM's proprio term in the "
+                   "latent planner's energy (DINO-WM: 1; default 0: the official visual-only energy)")  # fmt: skip
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--gif-dir", help="GIFs of the latent planner's first 3 episodes next to their goal images")
     p.add_argument("--out", help="JSON file with the table rows and every episode")
@@ -120,10 +126,17 @@ def _planners(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, tuple[An
     pre = frame_preprocess(_pick_transform(args.transform, s["info"]), resolution)
     fs = s["frameskip"]
     variant, radius = s["env"].action_bound
-    planners = {"latent": (LatentPlanner(s["wm"], s["cem"], pre), describe(s["cem"], fs))}
-    baselines = baseline_planners(_parse_baselines(args.baselines), s["env"], fs, s["oracle_cem"], args.seed)
+    weight, cem = args.proprio_weight, describe(s["cem"], fs)
+    latent = LatentPlanner(s["wm"], s["cem"], pre, proprio_weight=weight)
+    planners = {"latent": (latent, cem + (f", + proprio x{weight:g}" if weight else ""))}
+    names = _parse_baselines(args.baselines, EVAL_BASELINES)
+    baselines = baseline_planners(names, s["env"], fs, s["oracle_cem"], args.seed)
     settings = {"random": f"uniform {variant}<={radius:g} x{fs}", "oracle": describe(s["oracle_cem"], fs)}
-    return planners | {name: (planner, settings[name]) for name, planner in baselines.items()}
+    planners |= {name: (planner, settings[name]) for name, planner in baselines.items()}
+    if "proprio" in names:
+        proprio = LatentPlanner(s["wm"], s["cem"], pre, proprio_weight=1.0, visual_weight=0.0)
+        planners["proprio"] = (proprio, cem + ", proprio term only")
+    return planners
 
 
 def header(args: argparse.Namespace, s: dict[str, Any], episodes: int) -> str:

@@ -61,13 +61,24 @@ class LatentPlanner:
         world_model: the V-JEPA 2-AC world model.
         cem_cfg: CEM settings (the paper's by default).
         preprocess: uint8 image ``[H, W, 3]`` -> normalised ``[3, H', W']`` at the predictor's resolution.
+        proprio_weight: weight of DINO-WM's proprioceptive term (0: the official, visual-only energy); it compares
+            the first ``proprio_dims`` pose entries (the agent's position) with ``obs["goal_state"]``'s, which the
+            benchmark protocol provides.
+        visual_weight: weight of the visual L1 (0 with a ``proprio_weight``: the proprio-only reference planner).
     """
 
     def __init__(
-        self, world_model: WorldModel, cem_cfg: CEMConfig = CEM_PAPER, preprocess: Preprocess | None = None
+        self,
+        world_model: WorldModel,
+        cem_cfg: CEMConfig = CEM_PAPER,
+        preprocess: Preprocess | None = None,
+        proprio_weight: float = 0.0,
+        visual_weight: float = 1.0,
+        proprio_dims: int = 2,
     ) -> None:
         self.world_model = world_model
         self.cfg = cem_cfg
+        self.proprio_weight, self.visual_weight, self.proprio_dims = proprio_weight, visual_weight, proprio_dims
         self.preprocess = preprocess or default_preprocess(world_model.predictor.cfg.img_size)
         self.generator = torch.Generator()
         self.last_info: dict[str, Any] = {}
@@ -92,7 +103,15 @@ class LatentPlanner:
     def plan(self, obs: Obs, goal: np.ndarray) -> np.ndarray:
         z0 = self.encode(obs["image"])
         s0 = torch.as_tensor(np.asarray(obs["state"], dtype=np.float32)).view(1, 1, -1)
-        energy_fn = self.world_model.energy_fn(z0, s0, self._goal(goal))
+        goal_pose = None
+        if self.proprio_weight:
+            if "goal_state" not in obs:
+                raise ValueError("proprio_weight needs obs['goal_state'] (the benchmark protocol's envs give it)")
+            goal_pose = torch.as_tensor(np.asarray(obs["goal_state"], dtype=np.float32)[: self.proprio_dims])
+        energy_fn = self.world_model.energy_fn(
+            z0, s0, self._goal(goal), goal_pose=goal_pose, proprio_weight=self.proprio_weight,
+            visual_weight=self.visual_weight,
+        )  # fmt: skip
         actions, self.last_info = cem_plan(energy_fn, self.cfg, self.generator)
         return actions[0].numpy()
 

@@ -191,14 +191,19 @@ class ProtocolEnv:
         if seed not in self.episodes:
             raise KeyError(f"no episode with seed {seed}; have {sorted(self.episodes)}")
         ep = self.episodes[seed]
-        return self.env.reset(seed=seed, options={"state": ep.start, "goal": ep.goal})
+        obs, info = self.env.reset(seed=seed, options={"state": ep.start, "goal": ep.goal})
+        return self._with_goal(obs), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         success = False
         for a in split_chunk(action, self.frameskip):
             obs, reward, terminated, truncated, info = self.env.step(a)
             success = success or bool(info["is_success"])
-        return obs, reward, terminated, truncated, {**info, "is_success": success}
+        return self._with_goal(obs), reward, terminated, truncated, {**info, "is_success": success}
+
+    def _with_goal(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Adds ``"goal_state"``, the goal's true state (agent position first), for DINO-WM's proprio term."""
+        return {**obs, "goal_state": self.env.goal_state.astype(np.float32)}
 
     def goal_images(self) -> list[np.ndarray]:
         return self.env.goal_images()

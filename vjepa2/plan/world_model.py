@@ -170,16 +170,41 @@ class WorldModel:
         """
         return l1_energy(pred, goal)
 
+    def final_pose(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The pose after all candidate actions, integrated with ``pose_fn``: ``s0 [1 or S, T0, P]``, ``actions
+        [S, H, A]`` -> ``[S, P]``."""
+        state = s0[:, -1].to(torch.float32).expand(actions.shape[0], -1)
+        for a in actions.to(torch.float32).unbind(1):
+            state = self.pose_fn(state, a)
+        return state
+
     def energy_fn(
         self,
         z0: torch.Tensor,
         s0: torch.Tensor,
         goal: torch.Tensor,
         past_actions: torch.Tensor | None = None,
+        goal_pose: torch.Tensor | None = None,
+        proprio_weight: float = 0.0,
+        visual_weight: float = 1.0,
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``actions [S, H, 7] -> energies [S]`` for CEM: one batched rollout per call (shapes as ``rollout``)."""
+        """``actions [S, H, 7] -> energies [S]`` for CEM: one batched rollout per call (shapes as ``rollout``).
+
+        The official energy is the visual L1 alone. DINO-WM's planning objective adds ``proprio_weight`` x a
+        proprioceptive term: the mean L1 between the first ``P`` entries of the final pose (:meth:`final_pose`) and
+        ``goal_pose [P]``, scaled by the predictor's ``state_scale``. ``visual_weight=0`` skips the rollout.
+        """
+        if proprio_weight and goal_pose is None:
+            raise ValueError("a proprio_weight needs the goal pose (goal_pose)")
 
         def fn(actions: torch.Tensor) -> torch.Tensor:
-            return self.energy(self.rollout(z0, s0, actions, past_actions), goal).cpu()
+            energy = torch.zeros(actions.shape[0])
+            if visual_weight:
+                energy += visual_weight * self.energy(self.rollout(z0, s0, actions, past_actions), goal).cpu()
+            if proprio_weight:
+                pose = self.final_pose(s0.cpu(), actions.cpu())[:, : goal_pose.numel()]
+                error = (pose - goal_pose.to(pose)).abs().mean(-1) * self.predictor.cfg.state_scale
+                energy += proprio_weight * error
+            return energy
 
         return fn

@@ -9,6 +9,7 @@ global batch (matching how :func:`~vjepa2.train.pretrain.step_masks` slices the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ def _step_indices(start_step: int, batch: int, world: World) -> Iterator[list[in
 
 def synthetic_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """Endless ``(clips [b, 3, T, crop, crop], 0)``: global batch ``s`` holds scenes ``[s*B, (s+1)*B)``."""
-    world_cfg = WorldConfig(resolution=cfg.data.crop, frames=cfg.data.frames)
+    world_cfg = replace(cfg.data.world, resolution=cfg.data.crop, frames=cfg.data.frames)
     dataset = _SyntheticClips(world_cfg)
     loader = DataLoader(
         dataset,

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from vjepa2.config import encoder_config, predictor_config
+from vjepa2.data.synthetic import WorldConfig
 from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, sample_masks, token_grid
 from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
@@ -54,6 +55,7 @@ class DataSection:
     batch_size: int = 24  # global batch (split over processes)
     num_workers: int = 4
     ipe: int = 300  # iterations per epoch (samples drawn per epoch = ipe * batch_size)
+    world: WorldConfig = field(default_factory=WorldConfig)  # the "synthetic" dataset (resolution/frames: crop/frames)
 
 
 @dataclass(frozen=True)
