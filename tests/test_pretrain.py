@@ -132,6 +132,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, data: list[torch.Ten
     try:
         cfg = tiny_config(out, steps=len(data), dtype="fp32", strategy=strategy)
         train(cfg, iter([(x[rank::world], 0) for x in data]))
+        distributed.cleanup(barrier=True)
     finally:
         distributed.cleanup()
 

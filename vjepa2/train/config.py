@@ -104,6 +104,7 @@ def run_training(cls: type[T], train_fn: Any, args: Any) -> int:
     cfg = load_config(cls, args.config, args.overrides)
     try:
         out = train_fn(cfg)
+        distributed.cleanup(barrier=True)
     finally:
         distributed.cleanup()
     print(f"checkpoints and metrics in {out}")

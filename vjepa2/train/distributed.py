@@ -67,8 +67,12 @@ def init(device: str = "auto", backend: str | None = None) -> World:
     return World(rank=rank, size=size, local_rank=local_rank, device=dev)
 
 
-def cleanup() -> None:
+def cleanup(barrier: bool = False) -> None:
+    """Tear the process group down; ``barrier`` (after a clean run) first waits for every rank, so that no rank
+    leaves while a peer's gloo threads still talk to it (which can abort the peer)."""
     if dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 
