@@ -151,6 +151,30 @@ def _collate(cfg: MaskConfig, ctx: list[torch.Tensor], tgt: list[torch.Tensor], 
     return (tgt_t, ctx_t) if cfg.inv_block else (ctx_t, tgt_t)
 
 
+def sample_lists(
+    cfg: MaskConfig, grid: Grid, batch_size: int, seed: int, generator: torch.Generator | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Untruncated per-sample ``(context ids, target ids)`` lists: block size from ``seed``, positions from
+    ``generator`` (``None``: the global torch RNG, official). A sample with an empty context is redrawn."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    size = block_size(cfg, grid, seed)
+    ctx, tgt = [], []
+    for _ in range(batch_size):
+        target = sample_target(cfg, grid, size, generator).flatten()
+        while target.all():  # empty context: redraw this sample
+            target = sample_target(cfg, grid, size, generator).flatten()
+        ctx.append((~target).nonzero()[:, 0])
+        tgt.append(target.nonzero()[:, 0])
+    return ctx, tgt
+
+
+def collate(cfg: MaskConfig, ctx: list[torch.Tensor], tgt: list[torch.Tensor], grid: Grid) -> MaskPair:
+    """One loader batch's masks: truncate to the batch minimum (lowest indices kept), apply the complement options,
+    stack. The official collator does this per loader batch, i.e. per device."""
+    return _collate(cfg, ctx, tgt, math.prod(grid))
+
+
 def sample_batch(
     cfg: MaskConfig, grid: Grid, batch_size: int, seed: int, generator: torch.Generator | None = None
 ) -> MaskPair:
@@ -166,17 +190,7 @@ def sample_batch(
     Returns:
         ``(context, target)`` LongTensors ``[B, K_ctx]`` and ``[B, K_tgt]`` of ascending token indices.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    size = block_size(cfg, grid, seed)
-    ctx, tgt = [], []
-    for _ in range(batch_size):
-        target = sample_target(cfg, grid, size, generator).flatten()
-        while target.all():  # empty context: redraw this sample
-            target = sample_target(cfg, grid, size, generator).flatten()
-        ctx.append((~target).nonzero()[:, 0])
-        tgt.append(target.nonzero()[:, 0])
-    return _collate(cfg, ctx, tgt, math.prod(grid))
+    return collate(cfg, *sample_lists(cfg, grid, batch_size, seed, generator), grid)
 
 
 def sample_masks(

@@ -49,6 +49,7 @@ from vjepa2.data.poses import poses_to_diffs, to_camera_frame
 from vjepa2.data.sampler import DrawKey
 from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD, preprocess
 from vjepa2.data.video import VideoReadError
+from vjepa2.errors import UserError
 
 NPZ_SUFFIXES = frozenset({".npz"})
 H5_SUFFIXES = frozenset({".h5", ".hdf5"})
@@ -61,7 +62,7 @@ ClipTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-class TrajectoryFormatError(ValueError):
+class TrajectoryFormatError(UserError):
     """A trajectory file that is unreadable or breaks the format; names the file and, when known, the key."""
 
     def __init__(self, path: str | os.PathLike | None, problem: str, key: str | None = None) -> None:

@@ -25,11 +25,12 @@ from torch import nn
 from vjepa2.config import ac_predictor_config
 from vjepa2.models import ACPredictor
 from vjepa2.train import distributed as dist_utils
-from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from vjepa2.train.checkpoint import atomic_save, load_resume, rng_state, set_rng_state
 from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
-from vjepa2.train.loop import fit
+from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.pretrain import autocast, param_groups
+from vjepa2.train.rundir import check_resume, open_run, release_run, truncate_metrics
 from vjepa2.train.schedules import wsd_lr
 from vjepa2.weights import load_encoder
 
@@ -175,6 +176,7 @@ def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.
     with autocast(cfg, world.device):
         tf, rollout = ac_losses(state.predictor, h, actions, states, o.rollout_steps)
     (tf + rollout).backward()
+    check_finite(state.step, (tf + rollout).detach(), state.predictor)
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
     state.step += 1
@@ -216,17 +218,25 @@ def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
     pixels = trajectory_dataset(cfg) if batches is None else None
     state = build_state(cfg, world, None if pixels is None else data_dims(cfg, pixels))
     logger = MetricsLogger(out, enabled=world.is_main)
-    if world.is_main:
-        save_config(cfg, out / "config.yaml")
-    if (out / "latest.pt").exists():
-        restore(state, load_checkpoint(out / "latest.pt"))
-        logger.print(f"resumed from {out / 'latest.pt'} at step {state.step}")
-    if batches is None:
-        batches = ac_batches(cfg, world, state.encoder, start_step=state.step, pixels=pixels)
     try:
+        if world.is_main:
+            open_run(out, logger.print)
+        found = load_resume(out, logger.print)
+        if found is not None:
+            path, ckpt = found
+            new = {**to_dict(cfg), "world_size": world.size}
+            check_resume(path, ckpt, new, frozen=("model.",), log=logger.print)
+            restore(state, ckpt)
+            logger.print(f"resumed from {path} at step {state.step}")
+        if world.is_main:
+            save_config(cfg, out / "config.yaml")
+            truncate_metrics(logger.path, state.step)
+        if batches is None:
+            batches = ac_batches(cfg, world, state.encoder, start_step=state.step, pixels=pixels)
         _loop(state, cfg, world, batches, logger, out)
     finally:
         logger.close()
+        release_run(out)
     return out
 
 

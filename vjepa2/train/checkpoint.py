@@ -1,28 +1,47 @@
-"""Atomic training checkpoints that load with ``torch.load(weights_only=True)``.
+"""Training checkpoints: atomic, integrity-checked, finite, and loadable with ``torch.load(weights_only=True)``.
 
 A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then renamed over the
-target, so a run killed at any moment leaves either the previous or the new file, never a torn one.
-RNG states (torch, numpy, python) are stored as tensors and plain containers so that ``weights_only`` accepts them.
+target, so a run killed at any moment leaves either the previous or the new file, never a torn one. Before
+``latest.pt`` is replaced, the old one is kept as ``previous.pt`` (a hard link, so no copy), which is where a
+resume falls back to when ``latest.pt`` turns out damaged. Every load checks the zip CRCs that ``torch.save``
+records (``torch.load`` does not), so flipped bytes are reported with the file's name instead of resuming from
+garbage. RNG states (torch, numpy, python) are stored as tensors and plain containers for ``weights_only``.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from vjepa2.errors import UserError
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` atomically (temporary file + fsync + rename)."""
+    """``torch.save`` to ``path`` atomically (temporary file + fsync + rename), with the umask's permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _umask_mode())  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -33,18 +52,85 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a training checkpoint with ``weights_only=True``; errors name the file."""
+def keep_previous(path: str | Path) -> None:
+    """Before ``path`` is replaced: make ``previous.pt`` (beside it) the current file, atomically, without a copy."""
+    path = Path(path)
+    if not path.exists():
+        return
+    link = path.with_name(f".previous.{os.getpid()}.tmp")
+    link.unlink(missing_ok=True)
+    os.link(path, link)
+    os.replace(link, path.with_name("previous.pt"))
+
+
+def clean_temporary(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that runs killed during a save left in ``folder``; returns them."""
+    removed = sorted(Path(folder).glob(".*.tmp"))  # only this package writes hidden .tmp files in a run folder
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Check every member's CRC-32 in the zip archive ``torch.save`` writes; raise :class:`CheckpointError`."""
     path = Path(path)
     try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise CheckpointError(f"{path}: damaged checkpoint (not a complete torch archive: {err})") from err
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint (CRC mismatch in {bad!r}); the file was altered on disk")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Verify, then load a training checkpoint with ``weights_only=True``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    verify_checkpoint(path)
+    try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as err:
-        raise ValueError(f"{path}: not a readable vjepa2 checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{path}: not a readable vjepa2 checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
+        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
     return ckpt
+
+
+def resume_candidates(folder: str | Path) -> list[Path]:
+    """``latest.pt``, ``previous.pt``, then the kept ``step_{k}.pt`` newest first: where a resume may start."""
+    folder = Path(folder)
+    steps = sorted(folder.glob("step_*.pt"), key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else -1)
+    return [p for p in (folder / "latest.pt", folder / "previous.pt", *reversed(steps)) if p.is_file()]
+
+
+def load_resume(folder: str | Path, log=lambda msg: print(msg, file=sys.stderr)) -> tuple[Path, dict] | None:
+    """The newest undamaged checkpoint of a run folder (saying which damaged ones it skipped), or ``None``.
+
+    Raises:
+        CheckpointError: every checkpoint in the folder is damaged.
+    """
+    candidates = resume_candidates(folder)
+    errors = []
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as err:
+            errors.append(str(err))
+            log(f"WARNING: {err}; trying the previous checkpoint")
+            continue
+        if errors:
+            log(f"WARNING: resuming from the older checkpoint {path} (step {ckpt.get('step')})")
+        return path, ckpt
+    if errors:
+        raise CheckpointError("no usable checkpoint in " + f"{folder}: " + "; ".join(errors))
+    return None
+
+
+def non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or inf."""
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def rng_state() -> dict[str, Any]:

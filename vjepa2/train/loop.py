@@ -7,7 +7,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from vjepa2.errors import TrainingDiverged
+from vjepa2.train.checkpoint import keep_previous
 from vjepa2.train.metrics import MetricsLogger
+
+
+def _finite(t: torch.Tensor) -> bool:
+    t = t.to_local() if hasattr(t, "to_local") else t  # an FSDP2 shard
+    return bool(torch.isfinite(t).all())
+
+
+def check_finite(step: int, loss: torch.Tensor, module: torch.nn.Module) -> None:
+    """Raise :class:`TrainingDiverged` before an optimiser step on a non-finite loss or gradient.
+
+    Called between ``backward`` and ``optimizer.step``, so the weights (and every checkpoint) stay finite.
+    """
+    bad = [n for n, p in module.named_parameters() if p.grad is not None and not _finite(p.grad)]
+    flags = torch.tensor([float(not _finite(loss)), float(len(bad))], device=loss.device)
+    if torch.distributed.is_initialized():  # every rank must stop together (FSDP ranks see only their shards)
+        torch.distributed.all_reduce(flags)
+    if flags[0] > 0:
+        raise TrainingDiverged(f"loss is {loss.item()} at step {step + 1}; stopped before the optimiser step")
+    if flags[1] > 0:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") or "another process"
+        raise TrainingDiverged(f"non-finite gradient at step {step + 1} in {shown}; stopped before the optimiser step")
 
 
 def fit(
@@ -43,6 +68,8 @@ def fit(
             save_fn(out / f"step_{step}.pt")
         out_of_time = run.max_minutes is not None and time.monotonic() - start > 60 * run.max_minutes
         if step % run.checkpoint_every == 0 or step >= total or out_of_time:
+            if logger.enabled:
+                keep_previous(out / "latest.pt")
             save_fn(out / "latest.pt")
         if out_of_time:
             logger.print(f"time budget of {run.max_minutes} min reached at step {step}")

@@ -34,7 +34,7 @@ def jepa_loss(
     targets: torch.Tensor,
     clips: torch.Tensor,
     masks: MaskPairs,
-    token_per_config: bool = True,
+    token_per_config: bool = False,
 ) -> torch.Tensor:
     """L1 between predictions and teacher ``targets`` ``[B, N, D]`` at each config's target tokens.
 
@@ -68,12 +68,17 @@ def pixel_targets(clips: torch.Tensor, patch_size: int, tubelet_size: int) -> to
 
 
 def pixel_loss(
-    encoder: nn.Module, predictor: nn.Module, targets: torch.Tensor, clips: torch.Tensor, masks: MaskPairs
+    encoder: nn.Module,
+    predictor: nn.Module,
+    targets: torch.Tensor,
+    clips: torch.Tensor,
+    masks: MaskPairs,
+    token_per_config: bool = False,
 ) -> torch.Tensor:
     """Mean squared error between predicted and true normalised pixels of the masked tubelets."""
     losses = []
     for i, (ctx, tgt) in enumerate(masks):
-        z = predictor(encoder(clips, ctx), ctx, tgt, mask_index=i)
+        z = predictor(encoder(clips, ctx), ctx, tgt, mask_index=i if token_per_config else 0)
         losses.append(F.mse_loss(z.float(), gather_tokens(targets, tgt).float()))
     return torch.stack(losses).mean()
 
@@ -86,7 +91,7 @@ class Student(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, predictor: nn.Module, objective: str = "jepa", token_per_config: bool = True
+        self, encoder: nn.Module, predictor: nn.Module, objective: str = "jepa", token_per_config: bool = False
     ):
         super().__init__()
         self.encoder, self.predictor = encoder, predictor
@@ -94,7 +99,7 @@ class Student(nn.Module):
 
     def forward(self, clips: torch.Tensor, masks: MaskPairs, targets: torch.Tensor) -> torch.Tensor:
         if self.objective == "pixel":
-            return pixel_loss(self.encoder, self.predictor, targets, clips, masks)
+            return pixel_loss(self.encoder, self.predictor, targets, clips, masks, self.token_per_config)
         return jepa_loss(self.encoder, self.predictor, targets, clips, masks, self.token_per_config)
 
 

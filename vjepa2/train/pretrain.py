@@ -22,15 +22,16 @@ from torch import nn
 
 from vjepa2.config import encoder_config, predictor_config
 from vjepa2.data.synthetic import WorldConfig
-from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, sample_masks, token_grid
+from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, collate, sample_lists, token_grid
 from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
-from vjepa2.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from vjepa2.train.checkpoint import atomic_save, load_checkpoint, load_resume, rng_state, set_rng_state
 from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
 from vjepa2.train.ema import ema_update
-from vjepa2.train.loop import fit
+from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.objectives import Student, feature_std, pixel_targets, teacher_targets
+from vjepa2.train.rundir import check_resume, open_run, release_run, truncate_metrics
 from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
 
 
@@ -40,7 +41,7 @@ class ModelSection:
     predictor: str | None = None  # predictor preset (default: the encoder's name)
     rope_layout: str = "tiled"
     activation_checkpointing: bool = False
-    mask_token_per_config: bool = True  # mask token i for mask config i
+    mask_token_per_config: bool = False  # official: every mask config uses mask token 0; True: token i for config i
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DataSection:
     crop: int = 256
     blur: float = 0.0  # Gaussian blur sigma / crop (not official; for few-pixel objects, e.g. Two-Rooms)
     batch_size: int = 24  # global batch (split over processes)
+    mask_group: int = 24  # samples truncated to equal mask lengths together (official: the per-GPU batch)
     num_workers: int = 4
     ipe: int = 300  # iterations per epoch (samples drawn per epoch = ipe * batch_size)
     world: WorldConfig = field(default_factory=WorldConfig)  # the "synthetic" dataset (resolution/frames: crop/frames)
@@ -185,12 +187,32 @@ def schedule_values(cfg: OptimSection, step: int) -> dict[str, float]:
 
 
 def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: torch.device) -> list:
-    """Masks for the global batch of ``step`` (a function of seed and step); this rank's samples ``rank::size``."""
+    """This rank's masks for ``step``: one ``(context, target)`` pair per mask config, a function of seed and step.
+
+    Masks are drawn for the global batch in sample order, so they do not depend on the number of processes. As in
+    the official collator, truncation to equal lengths happens per device batch: the samples of rank ``r`` are
+    ``r::size``, taken rank by rank in groups of ``data.mask_group`` (the official per-GPU batch); a rank holding
+    several groups truncates once more to their minimum. One process with the whole batch in one group is the
+    previous behaviour.
+    """
     enc_cfg = encoder_config(cfg.model.encoder)
     grid = token_grid(cfg.data.frames, cfg.data.crop, enc_cfg.patch_size, enc_cfg.tubelet_size)
     gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step)
-    masks = sample_masks(cfg.data.batch_size, grid, cfg.masks, generator=gen, step=step, seed=cfg.run.seed)
-    return [(c[world.rank :: world.size].to(device), t[world.rank :: world.size].to(device)) for c, t in masks]
+    batch, group = cfg.data.batch_size, cfg.data.mask_group
+    order = [i for r in range(world.size) for i in range(r, batch, world.size)]  # rank-major sample order
+    mine = order[world.rank * (batch // world.size) : (world.rank + 1) * (batch // world.size)]
+    out = []
+    for mask_cfg in cfg.masks:  # all configs share the block-size seed; positions continue one generator
+        ctx, tgt = sample_lists(mask_cfg, grid, batch, cfg.run.seed + step, gen)
+        k_ctx, k_tgt = {}, {}
+        for start in range(0, batch, group):
+            members = order[start : start + group]
+            kc, kt = min(len(ctx[i]) for i in members), min(len(tgt[i]) for i in members)
+            k_ctx.update(dict.fromkeys(members, kc))
+            k_tgt.update(dict.fromkeys(members, kt))
+        pair = collate(mask_cfg, [ctx[i][: k_ctx[i]] for i in mine], [tgt[i][: k_tgt[i]] for i in mine], grid)
+        out.append((pair[0].to(device), pair[1].to(device)))
+    return out
 
 
 def autocast(cfg: PretrainConfig, device: torch.device):
@@ -227,6 +249,7 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
             loss = state.student(chunk, sub, targets)
             state.scaler.scale(loss / len(chunks)).backward()
         total += loss.detach() / len(chunks)
+    check_finite(state.step, total, state.student)
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.optimizer.zero_grad(set_to_none=True)
@@ -270,34 +293,45 @@ def restore(state: TrainState, ckpt: dict, optimizer: bool = True, step: bool = 
 
 
 def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.World, out: Path, log) -> None:
-    """Resume from ``out/latest.pt`` if present, else start from ``run.init_from`` weights if given."""
-    latest = out / "latest.pt"
-    if latest.exists():
-        restore(state, load_checkpoint(latest))
-        log(f"resumed from {latest} at step {state.step}")
+    """Resume from the newest undamaged checkpoint in ``out`` if any (refusing another model, warning about other
+    changes), else start from ``run.init_from`` weights if given."""
+    found = load_resume(out, log)
+    if found is not None:
+        path, ckpt = found
+        new = {**to_dict(cfg), "world_size": world.size}
+        check_resume(path, ckpt, new, frozen=("model.encoder", "model.predictor", "model.rope_layout"), log=log)
+        restore(state, ckpt)
+        log(f"resumed from {path} at step {state.step}")
     elif cfg.run.init_from:
         restore(state, load_checkpoint(cfg.run.init_from), optimizer=cfg.run.init_optimizer, step=False)
         log(f"initialised from {cfg.run.init_from}")
 
 
 def train(cfg: PretrainConfig, batches: Iterator[tuple[torch.Tensor, int]] | None = None) -> Path:
-    """Run (or resume) pretraining; returns the run folder. ``batches`` yields ``(clips [b,3,T,H,W], skipped)``."""
+    """Run (or resume) pretraining; returns the run folder. ``batches`` yields ``(clips [b,3,T,H,W], skipped)``.
+
+    The run folder is locked for the run; its ``config.yaml`` is written only after a successful restore.
+    """
     world = dist_utils.init(cfg.run.device)
     out = Path(cfg.run.out)
     torch.manual_seed(cfg.run.seed)
     state = build_state(cfg, world)
     logger = MetricsLogger(out, enabled=world.is_main, tensorboard=cfg.run.tensorboard)
-    if world.is_main:
-        save_config(cfg, out / "config.yaml")
-    resume_or_init(state, cfg, world, out, logger.print)
-    if batches is None:
-        from vjepa2.train.data import pretrain_batches
-
-        batches = pretrain_batches(cfg, world, start_step=state.step)
     try:
+        if world.is_main:
+            open_run(out, logger.print)
+        resume_or_init(state, cfg, world, out, logger.print)
+        if world.is_main:
+            save_config(cfg, out / "config.yaml")
+            truncate_metrics(logger.path, state.step)
+        if batches is None:
+            from vjepa2.train.data import pretrain_batches
+
+            batches = pretrain_batches(cfg, world, start_step=state.step)
         _loop(state, cfg, world, batches, logger, out)
     finally:
         logger.close()
+        release_run(out)
     return out
 
 

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from vjepa2.config import AC_PREDICTOR_PRESETS, ENCODER_PRESETS, PREDICTOR_PRESETS
+from vjepa2.errors import UserError
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """A weights file or folder that cannot be loaded into the requested model."""
 
 
