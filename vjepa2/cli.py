@@ -179,6 +179,16 @@ COMMANDS: dict[str, Command] = {
     "pretrain": Command(
         "V-JEPA 2 self-supervised pretraining", "vjepa2.train.pretrain:add_args", "vjepa2.train.pretrain:run"
     ),
+    "prepare-mix": Command(
+        "render the general pretraining mix (offline)",
+        "vjepa2.commands.prepare_mix:add_args",
+        "vjepa2.commands.prepare_mix:run",
+    ),
+    "package-weights": Command(
+        "a pretraining checkpoint as packaged bf16 weights",
+        "vjepa2.commands.package_weights:add_args",
+        "vjepa2.commands.package_weights:run",
+    ),
     "plan": Command("MPC with a world model vs baselines", "vjepa2.plan.cli:add_plan_args", "vjepa2.plan.cli:run_plan"),
     "eval-plan": Command("planning on Two-Rooms / Push-T", "vjepa2.plan.eval_cli:add_args", "vjepa2.plan.eval_cli:run"),
     "probe": Command(
@@ -203,6 +213,7 @@ COMMANDS: dict[str, Command] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s arguments are added (and its module imported)."""
     parser = argparse.ArgumentParser(prog="vjepa2", description="V-JEPA 2: video features, pretraining, planning.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
@@ -213,6 +224,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vjepa2 COMMAND ...``; returns the exit code."""
+    from vjepa2.errors import TrainingDiverged, UserError
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
-    return int(_resolve(COMMANDS[args.command].run)(args) or 0)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    try:
+        return int(_resolve(COMMANDS[args.command].run)(args) or 0)
+    except (UserError, FileNotFoundError) as err:  # bad input: the message names the file, key or value
+        if args.debug:
+            raise
+        _log(f"error: {err}")
+        return 2
+    except TrainingDiverged as err:
+        if args.debug:
+            raise
+        _log(f"error: training diverged: {err}")
+        return 1

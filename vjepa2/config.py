@@ -149,6 +149,8 @@ ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "vit_tiny": EncoderConfig(embed_dim=192, depth=6, num_heads=3, img_size=64, num_frames=8),
     "vit_tiny_p8": EncoderConfig(embed_dim=192, depth=6, num_heads=3, patch_size=8, img_size=64, num_frames=8),
     "vit_test": EncoderConfig(embed_dim=48, depth=2, num_heads=2, img_size=64, num_frames=4),
+    # The project's own pretrained model (weights ship in vjepa2/pretrained; docs/vjepa2-tiny.md).
+    "vjepa2_tiny": EncoderConfig(embed_dim=192, depth=6, num_heads=3, patch_size=8, img_size=64, num_frames=8),
 }
 
 PREDICTOR_PRESETS: dict[str, PredictorConfig] = {
@@ -160,6 +162,9 @@ PREDICTOR_PRESETS: dict[str, PredictorConfig] = {
     "vit_base": PredictorConfig(embed_dim=768),
     "vit_tiny": PredictorConfig(embed_dim=192, pred_dim=96, depth=4, num_heads=3, img_size=64, num_frames=8),
     "vit_test": PredictorConfig(embed_dim=48, pred_dim=24, depth=2, num_heads=2, img_size=64, num_frames=4),
+    "vjepa2_tiny": PredictorConfig(
+        embed_dim=192, pred_dim=96, depth=4, num_heads=3, patch_size=8, img_size=64, num_frames=8
+    ),
 }
 
 AC_PREDICTOR_PRESETS: dict[str, ACPredictorConfig] = {

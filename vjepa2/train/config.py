@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vjepa2.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -33,7 +35,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         try:
             return tp(value) if tp is float or isinstance(value, (int, str)) else value
         except ValueError:
-            raise ValueError(f"config key {key}: expected {tp.__name__}, got {value!r}") from None
+            raise ConfigError(f"config key {key}: expected {tp.__name__}, got {value!r}") from None
     return value
 
 
@@ -41,12 +43,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) dict; missing fields keep their defaults."""
     data = data or {}
     if not isinstance(data, dict):
-        raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {data!r}")
+        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid: {sorted(names)}")
+        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid: {sorted(names)}")
     return cls(**{k: _coerce(hints[k], v, prefix + k) for k, v in data.items()})
 
 
@@ -63,14 +65,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict."""
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part} is not a section")
+                raise ConfigError(f"override {item!r}: {part} is not a section")
         node[leaf] = yaml.safe_load(raw)
     return data
 
@@ -82,7 +84,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"{path}: cannot read config ({err})") from err
+            raise ConfigError(f"{path}: cannot read config ({err})") from err
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 

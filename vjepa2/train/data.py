@@ -8,6 +8,7 @@ global batch (matching how :func:`~vjepa2.train.pretrain.step_masks` slices the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +20,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from vjepa2.data.augment import AugmentConfig, VideoAugment
 from vjepa2.data.datasets import VideoClipDataset, make_loader
+from vjepa2.data.mix import ClipBankDataset, bank_sources, is_bank_source
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
 from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClip, TrajectoryClipDataset
+from vjepa2.errors import ConfigError
 from vjepa2.train.distributed import World
 
 if TYPE_CHECKING:
@@ -129,11 +132,30 @@ def _clips(items: list[TrajectoryClip]) -> torch.Tensor:
     return torch.stack([item.clip for item in items])
 
 
+def bank_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+    """Endless ``(clips, 0)`` from clip banks (``vjepa2 prepare-mix``): global batch ``s`` is a function of
+    ``(seed, s)``, and rank ``r`` takes its samples ``r::size``."""
+    d = cfg.data
+    banks = bank_sources(d.datasets)
+    if d.weights and len(d.weights) != len(banks):
+        raise ConfigError(
+            f"data.weights has {len(d.weights)} entries for {len(banks)} clip banks {[b for b, _ in banks]}"
+        )
+    weights = list(d.weights) or [1.0 if w is None else w for _, w in banks]
+    dataset = ClipBankDataset([b for b, _ in banks], weights, d.frames, d.frame_step or 1, d.crop, seed=cfg.run.seed)
+    for step in itertools.count(start_step):
+        yield dataset.batch(step, range(world.rank, d.batch_size, world.size)), 0
+
+
 def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """The batch stream for ``cfg.data`` from ``start_step`` on, for this rank."""
     if cfg.data.batch_size % world.size:
         raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
     sources = tuple(cfg.data.datasets)
+    if any(is_bank_source(s) for s in sources):
+        if not all(is_bank_source(s) for s in sources):
+            raise ConfigError(f"data.datasets mixes clip banks (.npy, mix.json) with other sources: {list(sources)}")
+        return bank_batches(cfg, world, start_step)
     if sources == (SYNTHETIC,):
         if cfg.data.blur:
             raise ValueError("data.blur applies to video and trajectory datasets, not to 'synthetic'")

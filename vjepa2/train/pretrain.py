@@ -22,6 +22,7 @@ from torch import nn
 
 from vjepa2.config import encoder_config, predictor_config
 from vjepa2.data.synthetic import WorldConfig
+from vjepa2.errors import ConfigError
 from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, collate, sample_lists, token_grid
 from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
@@ -105,11 +106,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.run.objective not in ("jepa", "pixel"):
-            raise ValueError(f"run.objective must be 'jepa' or 'pixel', got {self.run.objective!r}")
+            raise ConfigError(f"run.objective must be 'jepa' or 'pixel', got {self.run.objective!r}")
         if self.optim.schedule not in ("warmup_cosine", "linear_decay"):
-            raise ValueError(f"optim.schedule must be warmup_cosine or linear_decay, got {self.optim.schedule!r}")
+            raise ConfigError(f"optim.schedule must be warmup_cosine or linear_decay, got {self.optim.schedule!r}")
         if self.run.dtype not in ("bf16", "fp32"):
-            raise ValueError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
+            raise ConfigError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
 
 
 @dataclass

@@ -35,7 +35,9 @@ def lock_run(out: str | Path) -> None:
         f.seek(0)
         owner = f.read().strip() or "unknown"
         f.close()
-        raise RunFolderError(f"{out}: another run (pid {owner}) is writing to this folder; use another run.out") from None
+        raise RunFolderError(
+            f"{out}: another run (pid {owner}) is writing to this folder; use another run.out"
+        ) from None
     f.seek(0)
     f.truncate()
     f.write(str(os.getpid()))

@@ -35,6 +35,7 @@ from vjepa2.weights.hf import (
 )
 from vjepa2.weights.hf_keys import hf_to_ours
 from vjepa2.weights.official import classifier_from_official, clean_state_dict, pick_entry, read_checkpoint
+from vjepa2.weights.packaged import packaged_path, read_packaged
 
 _ENCODER_FIELDS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size", "in_chans")
 _ENCODER_FIELDS += ("qkv_bias", "norm_eps")
@@ -76,8 +77,23 @@ def _official_part(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, A
     return clean_state_dict(entry, source), source
 
 
+def _packaged(preset: Any, weights: Any, pretrained: bool, part: str) -> tuple[dict[str, Any], str] | None:
+    """``(state dict, source)`` of ``part`` from the packaged weights of ``preset`` when ``pretrained`` is asked."""
+    if not pretrained:
+        return None
+    if weights is not None:
+        raise WeightsError(f"give either weights ({weights}) or pretrained=True, not both")
+    if not isinstance(preset, str):
+        raise WeightsError("pretrained=True needs a preset name, e.g. 'vjepa2_tiny'")
+    path = packaged_path(preset)
+    return read_packaged(path)[0][part], f"packaged weights {path}"
+
+
 def load_encoder(
-    preset: str | EncoderConfig, weights: str | Path | None = None, key: str = "target_encoder"
+    preset: str | EncoderConfig,
+    weights: str | Path | None = None,
+    key: str = "target_encoder",
+    pretrained: bool = False,
 ) -> VisionTransformer:
     """The encoder ``preset`` with weights from an official ``.pt``, an HF folder, or random (None).
 
@@ -87,12 +103,16 @@ def load_encoder(
         key: checkpoint entry to read; ``"target_encoder"`` (the EMA encoder, as the official evals use) falls
             back to ``"encoder"`` when absent (the AC checkpoint holds both, identical). A file holding a bare
             state dict is read as is. Ignored for HF folders, which hold one encoder.
+        pretrained: load the weights that ship with the package for ``preset`` (e.g. ``vjepa2_tiny``).
 
     Returns:
         A :class:`VisionTransformer` mapping ``[B, 3, T, H, W]`` clips to ``[B, N, D]`` features.
     """
     cfg, what = _resolve(preset, EncoderConfig, encoder_config, "encoder")
     model = VisionTransformer(cfg)
+    packaged = _packaged(preset, weights, pretrained, "encoder")
+    if packaged is not None:
+        return load_checked(model, packaged[0], what=what, source=packaged[1])
     if weights is None:
         return model
     folder = hf_folder(weights)
@@ -104,7 +124,9 @@ def load_encoder(
     return load_checked(model, sd, what=what, source=source)
 
 
-def load_predictor(preset: str | PredictorConfig, weights: str | Path | None = None) -> Predictor:
+def load_predictor(
+    preset: str | PredictorConfig, weights: str | Path | None = None, pretrained: bool = False
+) -> Predictor:
     """The pre-training predictor ``preset`` (named after its encoder) from the ``predictor`` entry or HF folder.
 
     For an HF folder the preset's ``img_size`` must equal the folder's ``crop_size``, which sets the grid that
@@ -112,6 +134,9 @@ def load_predictor(preset: str | PredictorConfig, weights: str | Path | None = N
     """
     cfg, what = _resolve(preset, PredictorConfig, predictor_config, "predictor")
     model = Predictor(cfg)
+    packaged = _packaged(preset, weights, pretrained, "predictor")
+    if packaged is not None:
+        return load_checked(model, packaged[0], what=what, source=packaged[1])
     if weights is None:
         return model
     folder = hf_folder(weights)

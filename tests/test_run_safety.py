@@ -1,0 +1,126 @@
+"""Nothing lost, nothing silent in a run folder: NaN guard, damaged checkpoints, resume checks, locks, debris."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from vjepa2.errors import RunFolderError, TrainingDiverged
+from vjepa2.masks import MaskConfig, sample_lists, token_grid
+from vjepa2.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from vjepa2.train.distributed import World
+from vjepa2.train.metrics import read_metrics
+from vjepa2.train.pretrain import ModelSection, step_masks, train
+from vjepa2.train.rundir import lock_run, release_run
+
+from tests.test_pretrain import clips, tiny_config
+
+
+def _nan_after(batches, good: int):
+    for i, batch in enumerate(batches):
+        yield (torch.full_like(batch, float("nan")) if i >= good else batch), 0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, steps=6)  # checkpoint every 2 steps
+    with pytest.raises(TrainingDiverged, match="step 4"):
+        train(cfg, batches=_nan_after(clips(6), good=3))
+    ckpt = load_checkpoint(tmp_path / "latest.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["encoder"].values())
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_non_finite_gradient_stops_before_the_optimiser_step(tmp_path, monkeypatch):
+    from vjepa2.train import objectives
+
+    real = objectives.Student.forward
+
+    def poisoned(self, clips, masks, targets):  # finite loss, inf gradient
+        loss = real(self, clips, masks, targets)
+        return loss + 0.0 * next(self.parameters()).sum() * torch.tensor(float("inf"))
+
+    monkeypatch.setattr(objectives.Student, "forward", poisoned)
+    with pytest.raises(TrainingDiverged):
+        train(tiny_config(tmp_path, steps=2), batches=((c, 0) for c in clips(2)))
+    assert not (tmp_path / "latest.pt").exists()
+
+
+def test_damaged_latest_falls_back_to_previous_and_says_so(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, steps=4)
+    train(cfg, batches=((c, 0) for c in clips(4)))
+    assert load_checkpoint(tmp_path / "previous.pt")["step"] == 2
+    data = bytearray((tmp_path / "latest.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte inside a tensor: torch.load would accept it
+    (tmp_path / "latest.pt").write_bytes(data)
+    with pytest.raises(CheckpointError, match="latest.pt"):
+        load_checkpoint(tmp_path / "latest.pt")
+    train(replace(cfg, optim=replace(cfg.optim, steps=5)), batches=((c, 0) for c in clips(3)))
+    err = capsys.readouterr().err
+    assert "latest.pt: damaged checkpoint" in err and "resumed from" in err and "previous.pt at step 2" in err
+
+
+def test_resume_refuses_another_model_and_keeps_the_record(tmp_path):
+    cfg = tiny_config(tmp_path, steps=2)
+    train(cfg, batches=((c, 0) for c in clips(2)))
+    record = (tmp_path / "config.yaml").read_text()
+    other = replace(cfg, model=ModelSection(encoder="vit_tiny"), optim=replace(cfg.optim, steps=4))
+    with pytest.raises(RunFolderError, match="model.encoder: 'vit_test' -> 'vit_tiny'"):
+        train(other, batches=((c, 0) for c in clips(2)))
+    assert (tmp_path / "config.yaml").read_text() == record
+
+
+def test_resume_warns_about_changed_hyper_parameters(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, steps=2)
+    train(cfg, batches=((c, 0) for c in clips(2)))
+    changed = replace(cfg, optim=replace(cfg.optim, steps=3, lr=5e-4))
+    train(changed, batches=((c, 0) for c in clips(1)))
+    err = capsys.readouterr().err
+    assert "optim.lr: 0.001 -> 0.0005" in err and "optim.steps: 2 -> 3" in err
+
+
+def test_a_second_live_run_on_the_same_folder_is_refused(tmp_path):
+    lock_run(tmp_path)  # a live run in this process; a second process must not write to the folder
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vjepa2", "pretrain", f"run.out={tmp_path}", "model.encoder=vit_test"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        release_run(tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {tmp_path}: another run (pid {os.getpid()})" in proc.stderr
+
+
+def test_interrupted_save_debris_is_removed_and_files_follow_the_umask(tmp_path, capsys):
+    (tmp_path / ".latest.pt.abc123.tmp").write_bytes(b"x" * 100)
+    train(tiny_config(tmp_path, steps=2), batches=((c, 0) for c in clips(2)))
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert "removed 1 temporary file" in capsys.readouterr().err
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "latest.pt").stat().st_mode & 0o777 == 0o666 & ~mask
+    atomic_save({"a": 1}, tmp_path / "x.pt")
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_masks_truncate_per_device_group_not_per_global_batch(tmp_path):
+    cfg = tiny_config(tmp_path)
+    mask = MaskConfig(num_blocks=2, spatial_scale=(0.2, 0.2))
+    cfg = replace(cfg, data=replace(cfg.data, batch_size=8, mask_group=2), masks=(mask,))
+    gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003)
+    lists, _ = sample_lists(mask, token_grid(4, 64, 16, 2), 8, cfg.run.seed, gen)  # untruncated, step 0
+    per_rank = [step_masks(cfg, 0, World(rank=r, size=4), torch.device("cpu"))[0][0] for r in range(4)]
+    for r, ctx in enumerate(per_rank):  # rank r holds samples r::4, one group: truncated to their own minimum
+        mine = lists[r::4]
+        assert torch.equal(ctx, torch.stack([c[: min(len(m) for m in mine)] for c in mine]))
+    one = step_masks(cfg, 0, World(), torch.device("cpu"))[0][0]  # one process holds every group: global minimum
+    assert one.shape[1] == min(len(c) for c in lists)
+    assert max(c.shape[1] for c in per_rank) > one.shape[1]  # per-device truncation keeps more context
+
+
+def test_official_mask_token_is_the_default():
+    assert ModelSection().mask_token_per_config is False

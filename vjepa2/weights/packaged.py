@@ -1,0 +1,84 @@
+"""Weights that ship inside the package: models this project pretrained with its own code.
+
+Each packaged model is one bf16 safetensors file in ``vjepa2/pretrained/`` holding ``encoder.*`` (the EMA target
+encoder, the one downstream jobs use) and ``predictor.*`` (the pretraining predictor), with JSON metadata: the
+preset names, the training run (steps, data, commands) and the config of the run. Its model card is
+``docs/<name>.md``. :func:`package_weights` writes such a file from a ``vjepa2 pretrain`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vjepa2.weights.checks import WeightsError, WeightsNotFoundError
+
+PACKAGED: dict[str, str] = {"vjepa2_tiny": "vjepa2_tiny.safetensors"}  # preset name -> file in vjepa2/pretrained
+PARTS = ("encoder", "predictor")
+
+
+def packaged_path(name: str) -> Path:
+    """The packaged weights file of preset ``name``.
+
+    Raises:
+        WeightsNotFoundError: ``name`` has no packaged weights, or its file is missing from this installation.
+    """
+    if name not in PACKAGED:
+        raise WeightsNotFoundError(f"no weights ship with the package for {name!r}; packaged: {sorted(PACKAGED)}")
+    path = Path(str(resources.files("vjepa2") / "pretrained" / PACKAGED[name]))
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: the packaged weights of {name!r} are missing from this installation")
+    return path
+
+
+def read_packaged(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+    """``({part: state dict}, metadata)`` of a packaged weights file; errors name the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("vjepa2", "{}"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable packaged weights file ({err})") from err
+    parts: dict[str, dict[str, torch.Tensor]] = {p: {} for p in PARTS}
+    for key, value in tensors.items():
+        part, _, name = key.partition(".")
+        if part not in parts:
+            raise WeightsError(f"{path}: unexpected key {key!r} (expected encoder.* and predictor.*)")
+        parts[part][name] = value
+    return parts, meta
+
+
+def package_weights(checkpoint: str | Path, out: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write the target encoder and predictor of a ``vjepa2 pretrain`` checkpoint as a bf16 safetensors file.
+
+    Refuses to overwrite ``out``; the checkpoint's step and config go into the metadata.
+    """
+    from safetensors.torch import save_file
+
+    from vjepa2.train.checkpoint import load_checkpoint
+
+    out = Path(out)
+    if out.exists():
+        raise WeightsError(f"{out} exists; remove it first (packaged weights are never overwritten in place)")
+    ckpt = load_checkpoint(checkpoint)
+    missing = [k for k in ("target_encoder", "predictor") if k not in ckpt]
+    if missing:
+        raise WeightsError(f"{checkpoint}: not a vjepa2 pretrain checkpoint (no {missing})")
+    tensors = {f"encoder.{k}": v for k, v in ckpt["target_encoder"].items()}
+    tensors |= {f"predictor.{k}": v for k, v in ckpt["predictor"].items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{checkpoint}: non-finite weights in {bad[:3]}")
+    tensors = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+    meta = {"step": int(ckpt["step"]), "config": ckpt.get("config"), **(metadata or {})}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata={"vjepa2": json.dumps(meta)})
+    return out
