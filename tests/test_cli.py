@@ -112,3 +112,36 @@ def test_python_m_and_light_import():
     code = "import sys, vjepa2.cli; print('torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.stdout.strip() == "False"
+
+
+def test_embed_never_overwrites_an_input_or_an_existing_output(inputs, tmp_path, capsys):
+    video, image, _ = inputs
+    before = Path(video).read_bytes()
+    assert main(["embed", video, *TINY, "--out", video]) == 2
+    assert Path(video).read_bytes() == before
+    assert "is one of the inputs" in capsys.readouterr().err
+    out = tmp_path / "f.safetensors"
+    out.write_bytes(b"keep me")
+    assert main(["embed", video, *TINY, "--out", str(out)]) == 2
+    assert out.read_bytes() == b"keep me" and "--overwrite" in capsys.readouterr().err
+    assert main(["embed", video, *TINY, "--out", str(out), "--overwrite"]) == 0
+    assert sorted(read_features(out)[0]) == [video]
+
+
+def test_embed_elongated_image_fails_alone_without_a_memory_blow_up(inputs, tmp_path, capsys):
+    video, image, _ = inputs
+    bomb = tmp_path / "bomb.png"
+    Image.fromarray(np.zeros((2, 16384, 3), np.uint8)).save(bomb)  # a few hundred bytes; 8 GB once resized
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", str(bomb), video, image, *TINY, "--out", str(out)]) == 1
+    assert "16384x2 px: aspect ratio above 8:1" in capsys.readouterr().err
+    feats, meta = read_features(out)
+    assert sorted(feats) == sorted([video, image]) and meta["failed"] == [str(bomb)]
+
+
+@pytest.mark.parametrize("resolution", ["0", "8", "60"])
+def test_embed_resolution_must_be_a_multiple_of_the_patch(inputs, tmp_path, capsys, resolution):
+    video = inputs[0]
+    args = ["embed", video, "--model", "vit_test", "--frames", "4", "--resolution", resolution]
+    assert main([*args, "--out", str(tmp_path / "f.safetensors")]) == 2
+    assert "multiple of the patch size 16" in capsys.readouterr().err

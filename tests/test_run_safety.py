@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from tests.test_pretrain import clips, tiny_config
 from vjepa2.errors import RunFolderError, TrainingDiverged
 from vjepa2.masks import MaskConfig, sample_lists, token_grid
 from vjepa2.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
@@ -15,8 +16,6 @@ from vjepa2.train.distributed import World
 from vjepa2.train.metrics import read_metrics
 from vjepa2.train.pretrain import ModelSection, step_masks, train
 from vjepa2.train.rundir import lock_run, release_run
-
-from tests.test_pretrain import clips, tiny_config
 
 
 def _nan_after(batches, good: int):
@@ -124,3 +123,19 @@ def test_masks_truncate_per_device_group_not_per_global_batch(tmp_path):
 
 def test_official_mask_token_is_the_default():
     assert ModelSection().mask_token_per_config is False
+
+
+def test_feature_cache_is_keyed_on_encoder_weights_and_file_content(tmp_path):
+    from vjepa2.train.features import _cache_name, encoder_digest
+    from vjepa2.weights import load_encoder
+
+    torch.manual_seed(0)
+    a, b = load_encoder("vit_test"), load_encoder("vit_test")  # two encoders both saved as "latest.pt"
+    assert encoder_digest(a) != encoder_digest(b)
+    b.load_state_dict(a.state_dict())
+    assert encoder_digest(a) == encoder_digest(b)
+    traj = tmp_path / "ep.npz"
+    traj.write_bytes(b"one")
+    first = _cache_name(str(traj))
+    traj.write_bytes(b"other content")  # same path, new file
+    assert _cache_name(str(traj)) != first

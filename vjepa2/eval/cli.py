@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vjepa2.config import ENCODER_PRESETS
+from vjepa2.outputs import add_overwrite_arg, check_output
 
 
 def _log(msg: str) -> None:
@@ -134,6 +135,7 @@ def add_curate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", required=True, help="uncurated videos: folder (recursive), CSV list or glob")
     p.add_argument("--target", required=True, help="videos whose distribution to match: folder, CSV list or glob")
     p.add_argument("--out", type=Path, required=True, help="retrieved list (CSV, one path per line)")
+    add_overwrite_arg(p)
     p.add_argument("--clusters", type=int, default=8, help="k-means clusters of the pool")
     p.add_argument("--size", type=int, help="videos to retrieve (default: as many as the target holds)")
     p.add_argument("--weights", help="encoder weights: official .pt, HF folder or pretrain run (default: RANDOM)")
@@ -153,6 +155,7 @@ def run_curate(args: argparse.Namespace) -> int:
     from vjepa2.eval.features import encode_source, load_frozen_encoder, pick_device
 
     try:
+        check_output(args.out, inputs=[args.pool, args.target], overwrite=args.overwrite, flag="--out")
         device = pick_device(args.device)
         if args.weights is None:
             _log(f"NOTE: no --weights given: {args.model} has RANDOM weights")

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from vjepa2.config import AC_PREDICTOR_PRESETS, ENCODER_PRESETS
+from vjepa2.outputs import add_overwrite_arg, check_output
 from vjepa2.plan.cem import CEM_CPU, CEM_NOTEBOOK, CEM_PAPER, CEM_TINY, CEMConfig
 from vjepa2.plan.load import CheckpointInfo, load_world_model, read_checkpoint_info
 from vjepa2.plan.protocol import HELD_OUT_SEED
@@ -288,6 +289,7 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--gif", help="GIF of the latent planner's first episode next to its goal image")
     p.add_argument("--out", help="JSON file with the table rows and every episode")
+    add_overwrite_arg(p)
 
 
 def _parse_baselines(text: str, allowed: Sequence[str] = BASELINES) -> list[str]:
@@ -306,6 +308,8 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        for flag in ("gif", "out"):
+            check_output(getattr(args, flag), inputs=[args.world_model], overwrite=args.overwrite, flag=f"--{flag}")
         baselines = _parse_baselines(args.baselines)
         overrides = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon", "radius")}
         cem = cem_config(args.cem, **overrides)
@@ -406,6 +410,7 @@ def add_landscape_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=21, help="grid points per axis")
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--out", default="landscape.png", help="PNG heat map")
+    add_overwrite_arg(p)
 
 
 def run_landscape(args: argparse.Namespace) -> int:
@@ -414,6 +419,9 @@ def run_landscape(args: argparse.Namespace) -> int:
     from vjepa2.weights import WeightsError
 
     try:
+        if args.n < 2 or args.span <= 0:
+            raise ValueError(f"--n must be >= 2 and --span > 0, got --n {args.n} --span {args.span}")
+        check_output(args.out, inputs=[args.world_model, args.trajectory or ""], overwrite=args.overwrite, flag="--out")
         wm, info = _load(args)
         resolution = wm.predictor.cfg.img_size
         if args.trajectory:

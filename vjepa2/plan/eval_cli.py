@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from vjepa2.outputs import add_overwrite_arg, check_output
 from vjepa2.plan.cem import CEMConfig
 from vjepa2.plan.cli import (
     BASELINES,
@@ -82,6 +83,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--gif-dir", help="GIFs of the latent planner's first 3 episodes next to their goal images")
     p.add_argument("--out", help="JSON file with the table rows and every episode")
+    add_overwrite_arg(p)
 
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from vjepa2.weights import WeightsError
 
     try:
+        check_output(args.out, inputs=[args.world_model], overwrite=args.overwrite, flag="--out")
         s = _setup(args)
         planners = _planners(args, s)
         episodes = _episodes(args, s)

@@ -21,7 +21,7 @@ from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.trajectories import TrajectoryClipDataset
 from vjepa2.plan.world_model import encode_frames
 from vjepa2.train import distributed as dist_utils
-from vjepa2.train.features import FeatureClipDataset, build_feature_cache
+from vjepa2.train.features import FeatureClipDataset, build_feature_cache, encoder_digest
 
 if TYPE_CHECKING:
     from vjepa2.train.ac import ACTrainConfig
@@ -59,7 +59,7 @@ def ac_dataset(
     pixels = pixels if pixels is not None else trajectory_dataset(cfg)
     if not d.cache_features:
         return pixels
-    name = f"{cfg.model.encoder}-{Path(cfg.model.encoder_weights or 'random').stem}-{d.resolution}-{d.transform}"
+    name = f"{cfg.model.encoder}-{encoder_digest(encoder)}-{d.resolution}-{d.transform}-{cfg.run.dtype}"
     cache = Path(cfg.run.out) / "features" / name
     if world.is_main:
         build_feature_cache(encoder, pixels.paths, cache, d.resolution, d.transform, cfg.run.dtype, cfg.run.progress)

@@ -21,7 +21,21 @@ from vjepa2.plan.world_model import encode_frames
 
 
 def _cache_name(path: str) -> str:
-    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16] + ".npy"
+    """The cache file of a trajectory: keyed on its resolved path, size and modification time, so a file that is
+    replaced (same name, new content) is encoded again."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return hashlib.sha1(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16] + ".npy"
+
+
+def encoder_digest(encoder: torch.nn.Module) -> str:
+    """A content hash of the encoder's weights (names, shapes, dtypes and bytes): the feature cache's key."""
+    h = hashlib.blake2b(digest_size=8)
+    for name, t in sorted(encoder.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def encode_trajectory(encoder: VisionTransformer, frames: torch.Tensor, dtype: str = "bf16", batch: int = 64):
