@@ -28,6 +28,13 @@ STEPS = (1, 2, 4)
 
 
 @torch.inference_mode()
+def _rollout(optim: dict) -> str:
+    """The rollout setting of a run (older runs stored rollout_steps, 0 meaning no rollout loss)."""
+    if not optim.get("rollout_loss", optim.get("rollout_steps", 1) > 0):
+        return "teacher forcing only"
+    return f"{optim.get('auto_steps', optim.get('rollout_steps'))} rollout steps"
+
+
 def rollout_errors(wm: WorldModel, data: TrajectoryClipDataset, steps=STEPS) -> dict[str, float]:
     """Mean L1 of ``n``-step predictions (and of the copy baseline) over the clips of ``data``."""
     sums = {f"{n}-step": 0.0 for n in steps} | {f"copy {n}-step": 0.0 for n in steps}
@@ -85,7 +92,7 @@ def main() -> None:
         err = rollout_errors(wm, data)
         cells = " | ".join(f"{err[f'{n}-step']:.4f} ({err[f'copy {n}-step']:.4f})" for n in STEPS)
         auc = action_auc(wm, data)
-        print(f"| {path} | {info.train['optim']['rollout_steps']} steps | {cells} | {auc:.3f} |", flush=True)
+        print(f"| {path} | {_rollout(info.train['optim'])} | {cells} | {auc:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

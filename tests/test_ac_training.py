@@ -74,15 +74,13 @@ def reference_losses(predictor, h, actions, states, auto_steps: int, detach_seed
 
     z_tf = ln(predictor(h[:, :-tpf], actions, states[:, :-1]))
     jloss = (z_tf - h[:, tpf:]).abs().mean()
-    steps = min(auto_steps, h.shape[1] // tpf - 1)
-    if steps == 0:
-        return jloss, torch.zeros(())
     seed = z_tf[:, :tpf].detach() if detach_seed else z_tf[:, :tpf]
     z_ar = torch.cat([h[:, :tpf], seed], dim=1)
-    for n in range(1, steps):
+    for n in range(1, min(auto_steps, h.shape[1] // tpf - 1)):  # auto_steps 0 or 1: no loop, frame 1 only
         nxt = ln(predictor(z_ar, actions[:, : n + 1], states[:, : n + 1])[:, -tpf:])
         z_ar = torch.cat([z_ar, nxt], dim=1)
-    sloss = (z_ar[:, tpf:] - h[:, tpf : (steps + 1) * tpf]).abs().mean()
+    z = z_ar[:, tpf:]
+    sloss = (z - h[:, tpf : z.shape[1] + tpf]).abs().mean()
     return jloss, sloss
 
 
@@ -95,14 +93,13 @@ def predictor() -> ACPredictor:
 @pytest.mark.parametrize("steps", [0, 1, 2, 3, 5])
 def test_losses_match_official_semantics(predictor, steps):
     h, actions, states = features()
-    tf, rollout = ac_losses(predictor, h, actions, states, rollout_steps=steps)
+    tf, rollout = ac_losses(predictor, h, actions, states, auto_steps=steps)
     ref_tf, ref_rollout = reference_losses(predictor, h, actions, states, steps)
     torch.testing.assert_close(tf, ref_tf, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(rollout, ref_rollout.to(rollout), rtol=1e-5, atol=1e-6)
-    if steps == 0:
-        assert rollout.item() == 0.0
-    else:
-        assert rollout.item() > 0.0
+    assert rollout.item() > 0.0  # official: auto_steps 0 still has the one-step term
+    tf_only, none = ac_losses(predictor, h, actions, states, auto_steps=steps, rollout_loss=False)
+    assert none.item() == 0.0 and tf_only.item() == tf.item()
 
 
 def _grads(predictor, loss) -> dict[str, torch.Tensor]:
@@ -113,17 +110,17 @@ def _grads(predictor, loss) -> dict[str, torch.Tensor]:
 
 def test_rollout_gradients_flow_through_the_first_prediction(predictor):
     h, actions, states = features(seed=1)
-    ours = _grads(predictor, ac_losses(predictor, h, actions, states, rollout_steps=2)[1])
+    ours = _grads(predictor, ac_losses(predictor, h, actions, states, auto_steps=2)[1])
     ref = _grads(predictor, reference_losses(predictor, h, actions, states, 2)[1])
     detached = _grads(predictor, reference_losses(predictor, h, actions, states, 2, detach_seed=True)[1])
-    tf_only = _grads(predictor, ac_losses(predictor, h, actions, states, rollout_steps=0)[0])
+    tf_only = _grads(predictor, ac_losses(predictor, h, actions, states, rollout_loss=False)[0])
     for name in ref:
         torch.testing.assert_close(ours[name], ref[name], rtol=1e-4, atol=1e-7)
     key = "predictor_embed.weight"
     assert ours[key].abs().sum() > 0
     assert not torch.allclose(ours[key], detached[key], rtol=1e-3, atol=1e-7)  # the seed z_1 carries gradient
     assert not torch.allclose(ours[key], tf_only[key], rtol=1e-3, atol=1e-7)
-    first_only = _grads(predictor, ac_losses(predictor, h, actions, states, rollout_steps=1)[1])
+    first_only = _grads(predictor, ac_losses(predictor, h, actions, states, auto_steps=1)[1])
     assert first_only[key].abs().sum() > 0  # one rollout step is the first prediction alone
 
 

@@ -139,3 +139,83 @@ def test_feature_cache_is_keyed_on_encoder_weights_and_file_content(tmp_path):
     first = _cache_name(str(traj))
     traj.write_bytes(b"other content")  # same path, new file
     assert _cache_name(str(traj)) != first
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_start_with_a_missing_peer_fails_within_the_timeout(monkeypatch):
+    import time
+
+    from vjepa2.train import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    tic = time.monotonic()
+    with pytest.raises(RuntimeError, match="within 2 s"):
+        distributed.init("cpu", timeout=2)
+    assert time.monotonic() - tic < 60
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is outside"), ({"WORLD_SIZE": "2"}, "RANK is not set"),
+     ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two'"), ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "5"}, "LOCAL_RANK")],
+)  # fmt: skip
+def test_distributed_environment_is_validated(monkeypatch, env, message):
+    from vjepa2.errors import UserError
+    from vjepa2.train import distributed
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(UserError, match=message):
+        distributed.init("cpu")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=true", "data.batch_size: expected an integer, got True"),
+        ("data.batch_size=0", "data.batch_size: must be >=1"),
+        ("data.batch_size=-4", "data.batch_size: must be >=1"),
+        ("run.checkpoint_every=0", "run.checkpoint_every: must be >=1"),
+        ("optim.grad_accum=0", "optim.grad_accum: must be >=1"),
+        ("optim.steps=-5", "optim.steps: must be >=1"),
+        ("run.strategy=zero3", "run.strategy: 'zero3' is not one of ['ddp', 'fsdp']"),
+        ("optim.ema=[2.0,3.0]", "optim.ema: must be [0, 1]"),
+        ("optim.ema=[0.9]", "optim.ema: expected a list of 2 values"),
+        ("data.crop=60", "data.crop=60 must be a multiple of the patch size 16"),
+        ("optim.lr=fast", "optim.lr: expected a number, got 'fast'"),
+        ("run.progress=1", "run.progress: expected true or false"),
+        ("data.mask_group=0", "data.mask_group: must be >=1"),
+        ("model.encoder=vit_nope", "unknown encoder preset 'vit_nope'"),
+    ],
+)
+def test_config_values_are_checked_against_their_types_and_ranges(override, message):
+    from vjepa2.errors import ConfigError, UserError
+    from vjepa2.train.config import load_config
+    from vjepa2.train.pretrain import PretrainConfig
+
+    with pytest.raises((ConfigError, UserError)) as err:
+        load_config(PretrainConfig, None, [override])
+    assert message in str(err.value)
+
+
+def test_train_ac_config_values_are_checked():
+    from vjepa2.errors import ConfigError
+    from vjepa2.train.ac import ACTrainConfig
+    from vjepa2.train.config import load_config
+
+    for override, message in [("data.frames=1", "data.frames"), ("optim.auto_steps=-1", "optim.auto_steps"),
+                              ("run.dtype=fp16", "'fp16' is not one of"), ("data.batch_size=1.5", "an integer")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            load_config(ACTrainConfig, None, [override])

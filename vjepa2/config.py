@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from vjepa2.errors import UserError
+
 RopeLayout = Literal["tiled", "interleaved"]
 
 
@@ -176,7 +178,7 @@ AC_PREDICTOR_PRESETS: dict[str, ACPredictorConfig] = {
 
 def _lookup(table: dict[str, Any], name: str, kind: str) -> Any:
     if name not in table:
-        raise ValueError(f"unknown {kind} preset {name!r}; choose one of {sorted(table)}")
+        raise UserError(f"unknown {kind} preset {name!r}; choose one of {sorted(table)}")
     return table[name]
 
 

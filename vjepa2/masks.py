@@ -104,7 +104,7 @@ def block_size(cfg: MaskConfig, grid: Grid, seed: int) -> Grid:
     ar = _uniform(cfg.aspect_ratio, g)
     h = min(int(round(math.sqrt(keep * ar))), height)
     w = min(int(round(math.sqrt(keep / ar))), width)
-    return t, h, w
+    return t, max(h, 1), max(w, 1)  # a block of 0 rows (a grid too small for the scale) would leave no target
 
 
 def _randint(high: int, generator: torch.Generator | None) -> int:

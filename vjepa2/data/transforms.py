@@ -15,18 +15,23 @@ import torch.nn.functional as F
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_RESIZE_RATIO = 256 / 224
-MAX_ASPECT = 8.0  # frames more elongated than this are refused: resizing the short side would blow up the long one
-MAX_PIXELS = 64_000_000  # per frame
+MAX_PIXELS = 64_000_000  # per decoded frame
+MAX_RESIZED_PIXELS = 16_000_000  # per resized frame (the short side at the crop's scale): bounds the float32 work
 
 
-def check_frame_size(height: int, width: int) -> None:
-    """Raise ValueError for frames whose resize would cost unbounded memory (extreme aspect ratio or size)."""
+def check_frame_size(height: int, width: int, short_side: int) -> None:
+    """Raise ValueError for frames whose resize would need unbounded memory (huge, or so elongated that scaling
+    the short side to ``short_side`` blows the long side up)."""
     if min(height, width) < 1:
         raise ValueError(f"empty frames ({width}x{height} px)")
-    if max(height, width) / min(height, width) > MAX_ASPECT:
-        raise ValueError(f"frames of {width}x{height} px: aspect ratio above {MAX_ASPECT:g}:1 is not supported")
     if height * width > MAX_PIXELS:
         raise ValueError(f"frames of {width}x{height} px: more than {MAX_PIXELS // 10**6} Mpx per frame")
+    h, w = resized_shape(height, width, short_side)
+    if h * w > MAX_RESIZED_PIXELS:
+        raise ValueError(
+            f"frames of {width}x{height} px: resizing the short side to {short_side} px would make {w}x{h} px "
+            f"frames (aspect ratio {max(height, width) / min(height, width):.0f}:1 is too elongated)"
+        )
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -69,7 +74,7 @@ def preprocess(
     if resolution < 1 or resize_ratio < 1.0:
         raise ValueError(f"need resolution >= 1 and resize_ratio >= 1, got {resolution} and {resize_ratio}")
     T, H, W, _ = video.shape
-    check_frame_size(H, W)
+    check_frame_size(H, W, int(resolution * resize_ratio))
     size = resized_shape(H, W, int(resolution * resize_ratio))
     top, left = int(round((size[0] - resolution) / 2)), int(round((size[1] - resolution) / 2))
     out = torch.empty(3, T, resolution, resolution, dtype=torch.float32, device=video.device)

@@ -2,13 +2,14 @@
 
 A frozen encoder (an official checkpoint or a stage-1 run) encodes each frame alone; features are layer-normed.
 The action-conditioned predictor learns with teacher forcing (predict frames 1..T-1 from frames 0..T-2, actions and
-states) plus a rollout loss (feed its own first prediction back and predict ``rollout_steps`` frames
+states) plus a rollout loss (feed its own first prediction back and predict ``auto_steps`` frames
 autoregressively, gradients through the first prediction), both L1; warmup-stable-decay LR, AdamW. Encoder features
 can be cached to disk once (``data.cache_features``), after which a step costs only the predictor.
 
 The predictor's ``action_dim`` / ``state_dim`` come from the trajectories: 7 / 7 for Franka poses, ``k x`` the env's
 action dim / its state dim for benchmark envs sampled every ``k`` steps (Two-Rooms at ``data.frame_step=5``: 10 / 2).
-``optim.rollout_steps=0`` trains with teacher forcing only (the rollout-loss ablation).
+``optim.auto_steps`` means what the official key means (0 and 1 both keep the one-step rollout term);
+``optim.rollout_loss=false`` trains with teacher forcing only (the rollout-loss ablation, not official).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vjepa2.config import ac_predictor_config
+from vjepa2.errors import ConfigError
 from vjepa2.models import ACPredictor
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_resume, rng_state, set_rng_state
-from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
+from vjepa2.train.config import add_config_args, check_choices, check_fields, run_training, save_config, to_dict
 from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.pretrain import autocast, param_groups
@@ -72,15 +75,16 @@ class ACOptimSection:
     weight_decay: float = 0.04
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    rollout_steps: int = 2  # official auto_steps; 0 disables the rollout loss
+    auto_steps: int = 2  # official: rollout frames; 0 and 1 both give the one-step rollout term
+    rollout_loss: bool = True  # False: teacher forcing only (the rollout-loss ablation; not official)
 
 
 @dataclass(frozen=True)
 class ACRunSection:
     out: str = "runs/ac"
     seed: int = 0
-    dtype: str = "bf16"
-    device: str = "auto"
+    dtype: Literal["bf16", "fp32"] = "bf16"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = 10
     checkpoint_every: int = 500
     max_minutes: float | None = None
@@ -94,13 +98,32 @@ class ACTrainConfig:
     optim: ACOptimSection = field(default_factory=ACOptimSection)
     run: ACRunSection = field(default_factory=ACRunSection)
 
+    def __post_init__(self) -> None:
+        d, o, r = self.data, self.optim, self.run
+        check_choices("run", self.run)
+        check_fields("data", d, ">=1", "frames", "resolution", "batch_size")
+        check_fields("data", d, ">=0", "num_workers")
+        check_fields("data", d, ">0", "fps", "frame_step")
+        check_fields("optim", o, ">=1", "steps")
+        check_fields("optim", o, ">=0", "warmup", "anneal", "start_lr", "lr", "final_lr", "weight_decay", "auto_steps")
+        check_fields("optim", o, "[0,1]", "betas")
+        check_fields("run", r, ">=1", "log_every", "checkpoint_every")
+        check_fields("run", r, ">0", "max_minutes")
+        if d.frames < 2:
+            raise ConfigError(f"config key data.frames: a world model needs >= 2 frames per clip, got {d.frames}")
+
 
 def layer_norm(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, (x.shape[-1],))
 
 
 def ac_losses(
-    predictor: nn.Module, h: torch.Tensor, actions: torch.Tensor, states: torch.Tensor, rollout_steps: int = 2
+    predictor: nn.Module,
+    h: torch.Tensor,
+    actions: torch.Tensor,
+    states: torch.Tensor,
+    auto_steps: int = 2,
+    rollout_loss: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-forcing and rollout L1 losses on layer-normed features.
 
@@ -109,18 +132,20 @@ def ac_losses(
         h: features ``[B, T, HW, D]`` (layer-normed targets, no grad).
         actions: ``[B, T - 1, A]``; ``actions[:, t]`` leads from frame t to t + 1.
         states: ``[B, T, S]``.
-        rollout_steps: frames predicted autoregressively from frame 0 (official ``auto_steps``), capped at T - 1.
+        auto_steps: frames predicted autoregressively from frame 0 (official), capped at T - 1; as in the official
+            loop, 0 and 1 both give the one-step term (the first teacher-forcing prediction against frame 1).
+        rollout_loss: False skips the rollout term (teacher forcing only; an ablation, not official).
 
     Returns:
-        ``(teacher_forcing, rollout)`` losses; rollout is 0 when ``rollout_steps`` is 0.
+        ``(teacher_forcing, rollout)`` losses; rollout is 0 when ``rollout_loss`` is False.
     """
     B, T, hw, D = h.shape
     z = predictor(h[:, :-1].flatten(1, 2), actions, states[:, :-1])  # predictions of frames 1..T-1
     z = layer_norm(z.float()).view(B, T - 1, hw, D)
     tf = (z - h[:, 1:]).abs().mean()
-    steps = min(rollout_steps, T - 1)
-    if steps == 0:
+    if not rollout_loss:
         return tf, torch.zeros_like(tf)
+    steps = max(1, min(auto_steps, T - 1))
     preds = [z[:, 0]]  # the teacher-forcing prediction of frame 1 seeds the rollout (gradients flow through it)
     for n in range(1, steps):
         history = torch.stack([h[:, 0], *preds], dim=1)  # [B, n + 1, HW, D]
@@ -174,7 +199,7 @@ def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.
         group["lr"] = lr
     h, actions, states = (t.to(world.device) for t in batch)
     with autocast(cfg, world.device):
-        tf, rollout = ac_losses(state.predictor, h, actions, states, o.rollout_steps)
+        tf, rollout = ac_losses(state.predictor, h, actions, states, o.auto_steps, o.rollout_loss)
     (tf + rollout).backward()
     check_finite(state.step, (tf + rollout).detach(), state.predictor)
     state.optimizer.step()

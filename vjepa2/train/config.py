@@ -18,25 +18,88 @@ from vjepa2.errors import ConfigError
 T = TypeVar("T")
 
 
+def _bad(key: str, want: str, value: Any) -> ConfigError:
+    return ConfigError(f"config key {key}: expected {want}, got {value!r}")
+
+
 def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """Convert YAML/CLI ``value`` to the field type ``tp`` (nested dataclasses, tuples, optionals)."""
+    """Check and convert a YAML/CLI ``value`` to the field type ``tp`` (dataclasses, Literal choices, unions, tuples,
+    bool/int/float/str); :class:`ConfigError` names the key, the expected type or choices and the value."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, prefix=f"{key}.")
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices):
+            raise ConfigError(f"config key {key}: {value!r} is not one of {list(choices)}")
+        return value
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(args[0], value, key)
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as err:
+                errors.append(str(err).split(": ", 1)[1])
+        raise ConfigError(f"config key {key}: " + "; or ".join(errors))
     if origin is tuple:
         args = typing.get_args(tp)
         items = value if isinstance(value, (list, tuple)) else [value]
-        inner = args[0] if len(args) == 2 and args[1] is Ellipsis else None
-        return tuple(_coerce(inner or args[i], v, key) for i, v in enumerate(items))
-    if tp in (int, float) and not isinstance(value, bool):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, key) for v in items)
+        if len(items) != len(args):
+            raise _bad(key, f"a list of {len(args)} values", value)
+        return tuple(_coerce(a, v, key) for a, v in zip(args, items, strict=True))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _bad(key, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise _bad(key, "an integer", value) from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(key, "an integer", value)
+        return value
+    if tp is float:
+        if isinstance(value, bool):
+            raise _bad(key, "a number", value)
         try:
-            return tp(value) if tp is float or isinstance(value, (int, str)) else value
-        except ValueError:
-            raise ConfigError(f"config key {key}: expected {tp.__name__}, got {value!r}") from None
+            return float(value)
+        except (TypeError, ValueError):
+            raise _bad(key, "a number", value) from None
+    if tp is str and not isinstance(value, str):
+        raise _bad(key, "a string", value)
     return value
+
+
+def check_choices(section: str, obj: Any) -> None:
+    """The ``Literal`` fields of a config section hold one of their choices (also for configs built in Python)."""
+    for name, tp in typing.get_type_hints(type(obj)).items():
+        if typing.get_origin(tp) is typing.Literal and getattr(obj, name) not in typing.get_args(tp):
+            choices = list(typing.get_args(tp))
+            raise ConfigError(f"config key {section}.{name}: {getattr(obj, name)!r} is not one of {choices}")
+
+
+def check_fields(section: str, obj: Any, rule: str, *names: str) -> None:
+    """Range checks of config fields: ``rule`` is ``">=0"``, ``">=1"``, ``">0"`` or ``"[0,1]"``."""
+    tests = {
+        ">=0": lambda v: v >= 0,
+        ">=1": lambda v: v >= 1,
+        ">0": lambda v: v > 0,
+        "[0,1]": lambda v: 0 <= v <= 1,
+    }
+    for name in names:
+        value = getattr(obj, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and not tests[rule](v) for v in values):
+            raise ConfigError(f"config key {section}.{name}: must be {rule.replace(',', ', ')}, got {value!r}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:

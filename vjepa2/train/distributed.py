@@ -7,6 +7,7 @@ one process (the official ``init_distributed`` bug).
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -14,6 +15,8 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from vjepa2.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,48 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def init(device: str = "auto", backend: str | None = None) -> World:
+INIT_TIMEOUT = 120.0  # seconds to wait for every peer at start (torch's default is 30 minutes)
+
+
+def _env_int(name: str, default: str | None = None) -> int:
+    raw = os.environ.get(name, default)
+    if raw is None:
+        raise UserError(f"{name} is not set; launch several processes with torchrun")
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not an integer") from None
+
+
+def world_from_env() -> tuple[int, int, int]:
+    """``(rank, size, local_rank)`` from the torchrun environment, validated (:class:`UserError` names the variable)."""
+    size = _env_int("WORLD_SIZE", "1")
+    if size < 1:
+        raise UserError(f"WORLD_SIZE={size} must be >= 1")
+    if size == 1:
+        return 0, 1, 0
+    rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK", "0")
+    if not 0 <= rank < size:
+        raise UserError(f"RANK={rank} is outside [0, WORLD_SIZE={size})")
+    if not 0 <= local_rank <= rank:
+        raise UserError(f"LOCAL_RANK={local_rank} must lie in [0, RANK={rank}]")
+    return rank, size, local_rank
+
+
+def init(device: str = "auto", backend: str | None = None, timeout: float | None = None) -> World:
     """Start the process group when launched by torchrun (``WORLD_SIZE`` > 1); otherwise a 1-process world.
 
+    ``timeout``: seconds to wait for the peers (default ``VJEPA2_INIT_TIMEOUT`` or :data:`INIT_TIMEOUT`).
+
     Raises:
-        RuntimeError: the environment asks for several processes but the process group cannot start.
+        UserError: the torchrun variables are missing or inconsistent.
+        RuntimeError: the environment asks for several processes but the process group cannot start in time.
     """
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, size, local_rank = world_from_env()
     if size <= 1:
         return World(device=pick_device(device))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if timeout is None:
+        timeout = float(os.environ.get("VJEPA2_INIT_TIMEOUT", INIT_TIMEOUT))
     dev = pick_device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", local_rank)
@@ -58,11 +93,14 @@ def init(device: str = "auto", backend: str | None = None) -> World:
     backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
     try:
         if not dist.is_initialized():
-            dist.init_process_group(backend=backend, rank=rank, world_size=size)
+            dist.init_process_group(
+                backend=backend, rank=rank, world_size=size, timeout=datetime.timedelta(seconds=timeout)
+            )
     except Exception as err:
         raise RuntimeError(
             f"distributed run requested (WORLD_SIZE={size}, RANK={rank}) but the {backend} process group failed "
-            f"to start: {err}. Check MASTER_ADDR/MASTER_PORT or launch with torchrun."
+            f"to start within {timeout:g} s: {err}. Are all {size} processes running? Check MASTER_ADDR/MASTER_PORT "
+            "or launch with torchrun (VJEPA2_INIT_TIMEOUT sets the wait)."
         ) from err
     return World(rank=rank, size=size, local_rank=local_rank, device=dev)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from vjepa2.masks import OFFICIAL_MASKS, MaskConfig, collate, sample_lists, toke
 from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, load_resume, rng_state, set_rng_state
-from vjepa2.train.config import add_config_args, run_training, save_config, to_dict
+from vjepa2.train.config import add_config_args, check_choices, check_fields, run_training, save_config, to_dict
 from vjepa2.train.ema import ema_update
 from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
@@ -40,7 +40,7 @@ from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, war
 class ModelSection:
     encoder: str = "vit_large"  # encoder preset
     predictor: str | None = None  # predictor preset (default: the encoder's name)
-    rope_layout: str = "tiled"
+    rope_layout: Literal["tiled", "interleaved"] = "tiled"
     activation_checkpointing: bool = False
     mask_token_per_config: bool = False  # official: every mask config uses mask token 0; True: token i for config i
 
@@ -68,7 +68,7 @@ class OptimSection:
     start_lr: float = 1e-4
     lr: float = 5.25e-4
     final_lr: float = 5.25e-4
-    schedule: str = "warmup_cosine"  # or "linear_decay" (cooldown)
+    schedule: Literal["warmup_cosine", "linear_decay"] = "warmup_cosine"  # linear_decay: the cooldown
     ipe_scale: float = 1.25
     weight_decay: float = 0.04
     final_weight_decay: float = 0.04
@@ -82,10 +82,10 @@ class OptimSection:
 class RunSection:
     out: str = "runs/pretrain"
     seed: int = 239
-    dtype: str = "bf16"  # bf16 | fp32
-    device: str = "auto"
-    strategy: str = "ddp"  # ddp | fsdp (with several processes)
-    objective: str = "jepa"  # jepa | pixel (the pixel-reconstruction baseline)
+    dtype: Literal["bf16", "fp32"] = "bf16"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # with several processes
+    objective: Literal["jepa", "pixel"] = "jepa"  # pixel: the pixel-reconstruction baseline
     log_every: int = 10
     checkpoint_every: int = 500
     keep_every: int = 0  # also keep step_{k}.pt every k steps (0: off)
@@ -105,12 +105,30 @@ class PretrainConfig:
     run: RunSection = field(default_factory=RunSection)
 
     def __post_init__(self) -> None:
-        if self.run.objective not in ("jepa", "pixel"):
-            raise ConfigError(f"run.objective must be 'jepa' or 'pixel', got {self.run.objective!r}")
-        if self.optim.schedule not in ("warmup_cosine", "linear_decay"):
-            raise ConfigError(f"optim.schedule must be warmup_cosine or linear_decay, got {self.optim.schedule!r}")
-        if self.run.dtype not in ("bf16", "fp32"):
-            raise ConfigError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
+        d, o, r = self.data, self.optim, self.run
+        check_choices("model", self.model)
+        check_choices("optim", self.optim)
+        check_choices("run", self.run)
+        check_fields("data", d, ">=1", "frames", "crop", "batch_size", "mask_group", "ipe")
+        check_fields("data", d, ">=0", "num_workers", "blur")
+        check_fields("data", d, ">0", "fps", "frame_step")
+        check_fields("optim", o, ">=1", "steps", "grad_accum")
+        check_fields("optim", o, ">=0", "warmup", "start_lr", "lr", "final_lr", "weight_decay", "final_weight_decay")
+        check_fields("optim", o, ">0", "ipe_scale", "eps")
+        check_fields("optim", o, "[0,1]", "ema", "betas")
+        check_fields("run", r, ">=1", "log_every", "checkpoint_every")
+        check_fields("run", r, ">=0", "keep_every")
+        check_fields("run", r, ">0", "max_minutes")
+        if d.batch_size % o.grad_accum:
+            raise ConfigError(f"data.batch_size={d.batch_size} is not divisible by optim.grad_accum={o.grad_accum}")
+        if not self.masks:
+            raise ConfigError("masks: at least one mask config is needed")
+        enc = encoder_config(self.model.encoder)
+        if d.crop % enc.patch_size or d.frames < enc.tubelet_size:
+            raise ConfigError(
+                f"data.crop={d.crop} must be a multiple of the patch size {enc.patch_size} and data.frames={d.frames} "
+                f"at least the tubelet size {enc.tubelet_size} of model.encoder={self.model.encoder}"
+            )
 
 
 @dataclass
