@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -88,17 +88,52 @@ def read_hf_config(folder: str | Path) -> dict[str, Any]:
         raise WeightsError(f"{path} is not a VJEPA2 config (model_type {found!r}, expected 'vjepa2')")
     if raw.get("hidden_act", "gelu") != "gelu":
         raise WeightsError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported (V-JEPA 2 uses exact 'gelu')")
+    for key, default in HF_DEFAULTS.items():
+        if key in raw and not _same_kind(raw[key], default):
+            raise WeightsError(f"{path}: {key} must be {type(default).__name__}-valued, got {raw[key]!r}")
     return {**HF_DEFAULTS, **raw}
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """``value`` fits a field whose default is ``default`` (ints, numbers or bools; a patch may be a list)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        items = value if isinstance(value, list) and value else [value]
+        return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default))
 
 
 def _weight_files(folder: Path) -> list[Path]:
     if (folder / WEIGHTS_FILE).is_file():
         return [folder / WEIGHTS_FILE]
     if (folder / INDEX_FILE).is_file():
-        shards = sorted(set(json.loads((folder / INDEX_FILE).read_text())["weight_map"].values()))
-        return [folder / shard for shard in shards]
+        return _shards(folder / INDEX_FILE)
     files = sorted(p.name for p in folder.iterdir())
     raise WeightsError(f"{folder} has no {WEIGHTS_FILE} or {INDEX_FILE} (found {files})")
+
+
+def _shards(index: Path) -> list[Path]:
+    """The shard files an ``index.json`` names; each must be a file inside the index's folder."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+        if not shards or not all(isinstance(s, str) for s in shards):
+            raise ValueError("weight_map names no shard files")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise WeightsError(f"{index}: not a valid safetensors index ({type(err).__name__}: {err})") from err
+    folder = index.parent.resolve()
+    paths = []
+    for shard in shards:
+        path = (folder / shard).resolve()
+        if folder not in path.parents:
+            raise WeightsError(f"{index}: shard {shard!r} lies outside the folder {folder}")
+        if not path.is_file():
+            raise WeightsError(f"{index}: shard {shard!r} is missing")
+        paths.append(path)
+    return paths
 
 
 def read_hf_weights(folder: str | Path, part: str | None = None) -> dict[str, torch.Tensor]:
@@ -111,11 +146,16 @@ def read_hf_weights(folder: str | Path, part: str | None = None) -> dict[str, to
     """
     out: dict[str, torch.Tensor] = {}
     for path in _weight_files(Path(folder)):
-        with safe_open(path, framework="pt", device="cpu") as f:
-            for key in f.keys():
-                found = part_of(key)
-                if part is None or found is None or found[0] == part:
-                    out[key] = f.get_tensor(key)
+        try:
+            with safe_open(path, framework="pt", device="cpu") as f:
+                for key in f.keys():
+                    found = part_of(key)
+                    if part is None or found is None or found[0] == part:
+                        out[key] = f.get_tensor(key)
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise WeightsError(
+                f"{path}: not a readable safetensors file (empty, truncated or another format?): {err}"
+            ) from err
     return out
 
 
