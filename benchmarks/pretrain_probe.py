@@ -42,7 +42,7 @@ def pretrain(objective: str, minutes: float, out: Path, overrides: list[str]) ->
     run = out / objective
     cfg = load_config(PretrainConfig, CONFIG, [*overrides, f"run.objective={objective}", f"run.out={run}"])
     if not (run / "latest.pt").exists():
-        train(replace(cfg, run=replace(cfg.run, max_minutes=minutes)))
+        train(replace(cfg, run=replace(cfg.run, max_minutes=minutes or None)))
     return run / "latest.pt"
 
 
@@ -74,7 +74,9 @@ def clip_share(feats: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=15.0, help="pretraining budget per objective")
+    parser.add_argument(
+        "--minutes", type=float, default=15.0, help="pretraining budget per objective (0: none; optim.steps decides)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/pretrain-probe"))
     parser.add_argument("--train-clips", type=int, default=3000)
     parser.add_argument("--test-clips", type=int, default=1000)
@@ -108,7 +110,8 @@ def main() -> None:
         rows.append(row | {"clip_share": clip_share(x_train)})
     chance = 100 / classes
     print(f"\n{args.task} probe: {classes} classes (chance {chance:.1f}%), {n_train} train / {n_test} test clips")
-    print(f"pretraining budget: {args.minutes} min per objective on {torch.get_num_threads()} threads")
+    budget = f"{args.minutes} min" if args.minutes else "the config's optim.steps"
+    print(f"pretraining budget: {budget} per objective on {torch.get_num_threads()} threads")
     print(f"probe: {probe_cfg}")
     print("| encoder | pretraining steps | probe top-1 | clip-shared variance |\n|---|---|---|---|")
     for r in rows:

@@ -145,3 +145,30 @@ def test_embed_resolution_must_be_a_multiple_of_the_patch(inputs, tmp_path, caps
     args = ["embed", video, "--model", "vit_test", "--frames", "4", "--resolution", resolution]
     assert main([*args, "--out", str(tmp_path / "f.safetensors")]) == 2
     assert "multiple of the patch size 16" in capsys.readouterr().err
+
+
+def test_embed_reports_broken_links_and_fifos_in_folders(tmp_path, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_clip(folder / "good.mp4")
+    (folder / "gone.mp4").symlink_to(tmp_path / "missing.mp4")
+    os.mkfifo(folder / "pipe.mp4")
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", str(folder), *TINY, "--out", str(out)]) == 0
+    assert "skipped 2 entries that are not readable files" in capsys.readouterr().err
+    assert list(read_features(out)[0]) == [str(folder / "good.mp4")]
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    from vjepa2.data.video import read_video
+
+    ramp = (np.arange(64, dtype=np.uint16) * 1040).reshape(8, 8)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    frames = read_video(tmp_path / "deep.png")
+    assert frames.dtype.is_floating_point is False and frames.shape == (1, 8, 8, 3)
+    np.testing.assert_array_equal(frames[0, ..., 0].numpy(), np.round(ramp / 257.0).astype(np.uint8))
+
+
+def test_collect_rejects_negative_counts(tmp_path, capsys):
+    assert main(["collect", "--env", "wall", "--episodes", "-1", "--out", str(tmp_path)]) == 2
+    assert "--episodes >= 1" in capsys.readouterr().err

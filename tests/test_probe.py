@@ -1,5 +1,7 @@
 """Probe core: views and segments, the probe grid learns, view averaging, baselines, probe data sources, caching."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -142,3 +144,16 @@ def test_features_are_encoded_once_and_cached(tmp_path):
     assert feats.shape == (3, 1, 2 * 2 * 2 * 4, 48) and feats.dtype == torch.float16  # S x L x 8 tokens
     again = cached_features(tmp_path / "f.pt", compute)
     assert len(calls) == 1 and torch.equal(feats, again)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_cross_block_fc2_is_rescaled_as_the_official_init(depth):
+    """Official ``_rescale_blocks``: fc2 of the cross block / sqrt(2 * (last block id + 1)); depth 1 -> sqrt(2)."""
+    from vjepa2.config import ClassifierConfig
+    from vjepa2.models.probe import AttentivePooler
+
+    cfg = ClassifierConfig(embed_dim=64, num_heads=4, depth=depth, num_classes=3)
+    torch.manual_seed(0)
+    pooler = AttentivePooler(cfg)
+    std = pooler.cross_attention_block.mlp.fc2.weight.std().item()
+    assert std == pytest.approx(0.02 / math.sqrt(2.0 * max(depth - 1, 1)), rel=0.05)

@@ -81,10 +81,14 @@ def _embed_inputs(inputs: Sequence[str]) -> list[tuple[str, Path]]:
         _log(f"no input given: embedding the built-in clip {clip}")
         return [(str(clip), clip)]
     found: dict[str, Path] = {}
+    skipped: list[Path] = []
     for given in inputs:
         path = Path(given)
-        for file in list_media(path) if path.is_dir() else [path]:
+        for file in list_media(path, skipped) if path.is_dir() else [path]:
             found.setdefault(given if file is path else str(file), file)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:5])) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        _log(f"WARNING: skipped {len(skipped)} entries that are not readable files (broken links, FIFOs): {shown}")
     return list(found.items())
 
 

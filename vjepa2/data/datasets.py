@@ -92,7 +92,11 @@ def load_source(source: Source) -> list[tuple[str, int]]:
             raise FileNotFoundError(f"data list not found: {text}")
         return read_csv_list(text)
     if os.path.isdir(text):
-        return [(os.path.abspath(p), -1) for p in list_media(text)]
+        skipped: list[Path] = []
+        files = list_media(text, skipped)
+        if skipped:
+            warnings.warn(SkippedFileWarning(f"{text}: {len(skipped)} entries are not regular files: {skipped[:5]}"))
+        return [(os.path.abspath(p), -1) for p in files]
     if any(c in text for c in "*?["):
         matches = sorted(p for p in glob.glob(text, recursive=True) if _is_media(p) and os.path.isfile(p))
         return [(os.path.abspath(p), -1) for p in matches]

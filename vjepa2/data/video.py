@@ -136,7 +136,12 @@ def _read_image(path: Path) -> torch.Tensor:
 
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            if im.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grey: scale, do not clip, to 8 bits
+                grey = np.asarray(im).astype(np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or grey.max() <= 65535 else float(grey.max())
+                rgb = np.repeat((grey * (255.0 / top)).round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                rgb = np.asarray(im.convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise VideoReadError(path, f"not a readable image ({type(e).__name__}: {e})") from e
     return torch.from_numpy(rgb.copy()).unsqueeze(0)
@@ -195,10 +200,21 @@ def _decode(path: Path, indices: np.ndarray) -> tuple[np.ndarray | None, int]:
     return np.stack([got[i] for i in indices.tolist()]), decoded
 
 
-def list_media(folder: str | Path) -> list[Path]:
-    """Video and image files under ``folder`` (recursive), sorted by path."""
-    files = (p for p in Path(folder).rglob("*") if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file())
-    return sorted(files)
+def list_media(folder: str | Path, skipped: list[Path] | None = None) -> list[Path]:
+    """Video and image files under ``folder`` (recursive), sorted by path.
+
+    Entries with a media extension that are not regular files (broken symlinks, FIFOs, sockets, devices) are left
+    out and appended to ``skipped`` when given, so that callers can report them.
+    """
+    files = []
+    for p in sorted(Path(folder).rglob("*")):
+        if p.suffix.lower() not in MEDIA_EXTENSIONS:
+            continue
+        if p.is_file():
+            files.append(p)
+        elif skipped is not None and not p.is_dir():
+            skipped.append(p)
+    return files
 
 
 def builtin_clip() -> Path:

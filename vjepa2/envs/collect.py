@@ -126,6 +126,15 @@ def add_args(parser) -> None:
 
 
 def run(args) -> int:
+    from vjepa2.errors import UserError
+
+    if args.episodes < 1 or (args.steps is not None and args.steps < 1) or args.image_size < 8:
+        raise UserError(
+            f"need --episodes >= 1, --steps >= 1 and --image-size >= 8 "
+            f"(got {args.episodes}, {args.steps}, {args.image_size})"
+        )
+    if not 0.0 <= args.noise <= 1.0:
+        raise UserError(f"--noise is a probability in [0, 1], got {args.noise}")
     paths = collect(args.env, args.episodes, args.out, args.policy, args.noise, args.image_size, args.steps, args.seed)
     print(f"{len(paths)} trajectories in {args.out}")
     return 0

@@ -114,6 +114,8 @@ def run_classify(args: argparse.Namespace) -> int:
             )
         spec = _classify_spec(args, meta.get("clip", {}), encoder.cfg.img_size)
         names = read_labels(args.labels) if args.labels else None
+        if names is not None and len(names) != probe.cfg.heads[0]:
+            raise ValueError(f"{args.labels}: {len(names)} class names for a probe with {probe.cfg.heads[0]} classes")
         out_layers = args.out_layers or meta.get("out_layers") or None
         probs = classify_video(args.video, encoder, probe, spec, out_layers, args.dtype)
     except (ValueError, FileNotFoundError, VideoReadError) as e:

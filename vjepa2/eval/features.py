@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vjepa2.errors import UserError
+
 
 @torch.inference_mode()
 def extract_features(
@@ -51,7 +53,10 @@ def cached_features(path: str | Path, compute: Callable[[], Any]) -> Any:
 
     path = Path(path)
     if path.exists():
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise UserError(f"{path}: unreadable feature cache ({type(err).__name__}: {err}); delete it") from err
     feats = compute()
     atomic_save(feats, path)
     return feats

@@ -31,8 +31,8 @@ class AttentivePooler(nn.Module):
         nn.init.trunc_normal_(self.query_tokens, std=0.02)
         self.apply(init_weights)
         rescale_blocks(self.blocks)
-        if cfg.depth > 1:
-            self.cross_attention_block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * (cfg.depth - 1)))
+        # official: the last self-attention block's layer id + 1, which is 1 when there is none (depth 1)
+        self.cross_attention_block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * max(cfg.depth - 1, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = run_blocks(self.blocks, x)
