@@ -215,7 +215,8 @@ def test_train_ac_config_values_are_checked():
     from vjepa2.train.ac import ACTrainConfig
     from vjepa2.train.config import load_config
 
-    for override, message in [("data.frames=1", "data.frames"), ("optim.auto_steps=-1", "optim.auto_steps"),
-                              ("run.dtype=fp16", "'fp16' is not one of"), ("data.batch_size=1.5", "an integer")]:  # fmt: skip
+    cases = [("data.frames=1", "data.frames"), ("optim.auto_steps=-1", "optim.auto_steps"),
+             ("run.dtype=fp16", "'fp16' is not one of"), ("data.batch_size=1.5", "an integer")]  # fmt: skip
+    for override, message in cases:
         with pytest.raises(ConfigError, match=message):
             load_config(ACTrainConfig, None, [override])

@@ -95,7 +95,8 @@ def load_source(source: Source) -> list[tuple[str, int]]:
         skipped: list[Path] = []
         files = list_media(text, skipped)
         if skipped:
-            warnings.warn(SkippedFileWarning(f"{text}: {len(skipped)} entries are not regular files: {skipped[:5]}"))
+            msg = f"{text}: {len(skipped)} entries are not regular files: {skipped[:5]}"
+            warnings.warn(SkippedFileWarning(msg), stacklevel=2)
         return [(os.path.abspath(p), -1) for p in files]
     if any(c in text for c in "*?["):
         matches = sorted(p for p in glob.glob(text, recursive=True) if _is_media(p) and os.path.isfile(p))
