@@ -184,6 +184,9 @@ def embed(args: argparse.Namespace) -> int:
                 tqdm.write(f"error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
                 failed.append(key)
     seconds = (time.perf_counter() - start) / max(len(feats), 1)
+    if not feats:
+        _log(f"error: none of the {len(files)} inputs could be encoded; nothing written")
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file(feats, str(args.out), metadata=_metadata(args, info, failed))
     print(f"{len(feats)} ok, {len(failed)} failed -> {args.out} ({seconds:.2f} s per clip on {device})")
@@ -249,7 +252,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vjepa2 COMMAND ...``; returns the exit code."""
-    from vjepa2.errors import TrainingDiverged, UserError
+    from vjepa2.errors import RunError, UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -261,8 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _log(f"error: {err}")
         return 2
-    except TrainingDiverged as err:
+    except RunError as err:
         if args.debug:
             raise
-        _log(f"error: training diverged: {err}")
+        _log(f"error: {type(err).__name__}: {err}")
         return 1

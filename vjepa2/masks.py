@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from vjepa2.errors import UserError
+
 Grid = tuple[int, int, int]
 MaskPair = tuple[torch.Tensor, torch.Tensor]
 
@@ -31,7 +33,7 @@ MaskPair = tuple[torch.Tensor, torch.Tensor]
 def _check_range(name: str, lo_hi: tuple[float, float], low: float, high: float) -> None:
     lo, hi = lo_hi
     if not low <= lo <= hi <= high:
-        raise ValueError(f"MaskConfig.{name} must satisfy {low} <= lo <= hi <= {high}, got {lo_hi}")
+        raise UserError(f"MaskConfig.{name} must satisfy {low} <= lo <= hi <= {high}, got {lo_hi}")
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,13 @@ class MaskConfig:
         _check_range("temporal_scale", self.temporal_scale, 0.0, 1.0)
         _check_range("aspect_ratio", self.aspect_ratio, 1e-6, math.inf)
         if self.num_blocks < 1:
-            raise ValueError(f"MaskConfig.num_blocks must be >= 1, got {self.num_blocks}")
+            raise UserError(f"MaskConfig.num_blocks must be >= 1, got {self.num_blocks}")
         if not 0.0 < self.max_temporal_keep <= 1.0:
-            raise ValueError(f"MaskConfig.max_temporal_keep must be in (0, 1], got {self.max_temporal_keep}")
+            raise UserError(f"MaskConfig.max_temporal_keep must be in (0, 1], got {self.max_temporal_keep}")
         if self.max_keep is not None and self.max_keep < 1:
-            raise ValueError(f"MaskConfig.max_keep must be >= 1 or None, got {self.max_keep}")
+            raise UserError(f"MaskConfig.max_keep must be >= 1 or None, got {self.max_keep}")
         if self.full_complement and self.pred_full_complement:
-            raise ValueError("MaskConfig: full_complement and pred_full_complement are exclusive")
+            raise UserError("MaskConfig: full_complement and pred_full_complement are exclusive")
 
 
 # The two configs of every official pretrain/cooldown YAML: short-range (8 x 0.15) and long-range (2 x 0.7).
@@ -86,7 +88,7 @@ def token_grid(frames: int, crop: int | tuple[int, int], patch_size: int = 16, t
     crop_h, crop_w = (crop, crop) if isinstance(crop, int) else crop
     grid = (frames // tubelet_size, crop_h // patch_size, crop_w // patch_size)
     if min(grid) < 1:
-        raise ValueError(f"empty token grid {grid} for {frames} frames at {crop} px")
+        raise UserError(f"empty token grid {grid} for {frames} frames at {crop} px")
     return grid
 
 
@@ -157,7 +159,7 @@ def sample_lists(
     """Untruncated per-sample ``(context ids, target ids)`` lists: block size from ``seed``, positions from
     ``generator`` (``None``: the global torch RNG, official). A sample with an empty context is redrawn."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     size = block_size(cfg, grid, seed)
     ctx, tgt = [], []
     for _ in range(batch_size):
@@ -242,7 +244,7 @@ class MaskSampler:
 
     def __init__(self, configs: Sequence[MaskConfig] = OFFICIAL_MASKS, grid: Grid = (8, 16, 16), seed: int = 0):
         if not configs:
-            raise ValueError("MaskSampler needs at least one MaskConfig")
+            raise UserError("MaskSampler needs at least one MaskConfig")
         self.grid = grid
         self.generators = [MaskGenerator(cfg, grid, seed) for cfg in configs]
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vjepa2.errors import UserError
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -52,13 +53,13 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.crop <= 0:
-            raise ValueError(f"crop must be positive, got {self.crop}")
+            raise UserError(f"crop must be positive, got {self.crop}")
         if self.blur < 0:
-            raise ValueError(f"blur must be >= 0, got {self.blur}")
+            raise UserError(f"blur must be >= 0, got {self.blur}")
         if not 0 < self.scale[0] <= self.scale[1]:
-            raise ValueError(f"scale must satisfy 0 < low <= high, got {self.scale}")
+            raise UserError(f"scale must satisfy 0 < low <= high, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
+            raise UserError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
 
 
 def sample_crop_box(
@@ -161,7 +162,7 @@ def augment_clip(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generato
         ``[3, T, crop, crop]`` float32.
     """
     if clip.ndim != 4 or clip.shape[-1] != 3:
-        raise ValueError(f"expected a [T, H, W, 3] clip, got shape {tuple(clip.shape)}")
+        raise UserError(f"expected a [T, H, W, 3] clip, got shape {tuple(clip.shape)}")
     box = sample_crop_box(clip.shape[1], clip.shape[2], cfg.scale, cfg.ratio, rng, cfg.tries)
     x = resized_crop(clip, box, cfg.crop)  # [T, 3, crop, crop]
     if cfg.flip and rng.random() < 0.5:

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from vjepa2.data.augment import VideoAugment
 from vjepa2.data.sampler import DistributedWeightedSampler, DrawKey
 from vjepa2.data.video import MEDIA_EXTENSIONS, VideoReadError, list_media, read_video
+from vjepa2.errors import UserError
 
 Transform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 Source = str | os.PathLike
@@ -61,7 +62,7 @@ def read_csv_list(path: Source) -> list[tuple[str, int]]:
             continue
         fields = [f.strip() for f in line.split("::", 1)] if double_colon else line.split()
         if len(fields) > 2:
-            raise ValueError(f"{path}:{lineno}: expected 'path [label]', got {len(fields)} fields (try '::')")
+            raise UserError(f"{path}:{lineno}: expected 'path [label]', got {len(fields)} fields (try '::')")
         label = _int_or_none(fields[1]) if len(fields) == 2 else -1
         if label is None:
             label, non_int = -1, non_int + 1
@@ -177,7 +178,7 @@ class VideoClipDataset(Dataset):
         per_source = [load_source(s) for s in sources]
         for source, samples in zip(sources, per_source, strict=True):
             if not samples:
-                raise ValueError(f"data source {os.fspath(source)!r} has no video or image files")
+                raise UserError(f"data source {os.fspath(source)!r} has no video or image files")
         self.sources = [os.fspath(s) for s in sources]
         self.source_sizes = np.array([len(s) for s in per_source], dtype=np.int64)
         sizes = self.source_sizes.astype(np.float64)
@@ -242,16 +243,16 @@ def _check_args(
     max_retries: int,
 ) -> None:
     if not sources:
-        raise ValueError("no data sources given")
+        raise UserError("no data sources given")
     if weights is not None:
         if len(weights) != len(sources):
-            raise ValueError(f"got {len(weights)} weights for {len(sources)} sources")
+            raise UserError(f"got {len(weights)} weights for {len(sources)} sources")
         if any(not w >= 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"source weights must be non-negative with a positive sum, got {list(weights)}")
+            raise UserError(f"source weights must be non-negative with a positive sum, got {list(weights)}")
     if (fps is None) == (frame_step is None):
-        raise ValueError(f"set exactly one of fps and frame_step, got fps={fps}, frame_step={frame_step}")
+        raise UserError(f"set exactly one of fps and frame_step, got fps={fps}, frame_step={frame_step}")
     if frames < 1 or max_retries < 0 or seed < 0:
-        raise ValueError(f"need frames >= 1, max_retries >= 0, seed >= 0; got {frames}, {max_retries}, {seed}")
+        raise UserError(f"need frames >= 1, max_retries >= 0, seed >= 0; got {frames}, {max_retries}, {seed}")
 
 
 # ---------------------------------------------------------------------------------------------------- batches

@@ -36,6 +36,7 @@ from vjepa2.data.trajectories import (
     import_h5py,
 )
 from vjepa2.data.video import VideoReadError
+from vjepa2.errors import UserError
 
 DROID_FPS = 15.0
 H5_NAME = "trajectory.h5"
@@ -102,7 +103,7 @@ def camera_name(camera: str) -> str:
     for name, key in CAMERA_PATH_KEYS.items():
         if camera in (name, key):
             return name
-    raise ValueError(f"unknown DROID camera {camera!r}; expected one of {sorted(CAMERA_PATH_KEYS)}")
+    raise UserError(f"unknown DROID camera {camera!r}; expected one of {sorted(CAMERA_PATH_KEYS)}")
 
 
 def droid_video_path(directory: str | os.PathLike, serial: str) -> Path:
@@ -290,7 +291,7 @@ class DroidDataset(TrajectoryClipDataset):
         import_h5py()  # fail early with the install hint
         self.cameras = [camera_name(c) for c in ([camera] if isinstance(camera, str) else camera)]
         if not self.cameras:
-            raise ValueError("give at least one camera")
+            raise UserError("give at least one camera")
         self.video_fps = video_fps
         super().__init__(sources, **kwargs)
 

@@ -306,7 +306,7 @@ class ClipBankDataset:
         bank = self.banks[b]
         span = (self.frames - 1) * self.step + 1
         i, t0 = int(rng.integers(bank.shape[0])), int(rng.integers(bank.shape[1] - span + 1))
-        x = torch.from_numpy(np.ascontiguousarray(bank[i, t0 : t0 + span : self.step]))  # [T, H, W, 3]
+        x = torch.from_numpy(np.array(bank[i, t0 : t0 + span : self.step]))  # [T, H, W, 3], a copy
         x = x.permute(3, 0, 1, 2).float().div_(255)  # [3, T, H, W]
         if x.shape[-1] != self.crop or x.shape[-2] != self.crop:
             x = torch.nn.functional.interpolate(x, size=(self.crop, self.crop), mode="bilinear", antialias=True)

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 from torch.utils.data import Sampler
 
+from vjepa2.errors import UserError
+
 
 class DrawKey(NamedTuple):
     """One draw of an epoch: what to load and the identity that seeds its randomness.
@@ -35,12 +37,12 @@ def normalized_weights(weights: Sequence[float] | np.ndarray) -> np.ndarray:
     """Per-sample weights ``[N]`` -> probabilities ``[N]`` (float64), validated."""
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size == 0:
-        raise ValueError("cannot sample from an empty dataset (no sample weights)")
+        raise UserError("cannot sample from an empty dataset (no sample weights)")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample weights must be finite and non-negative")
+        raise UserError("sample weights must be finite and non-negative")
     total = w.sum()
     if total <= 0:
-        raise ValueError("sample weights sum to zero")
+        raise UserError("sample weights sum to zero")
     return w / total
 
 
@@ -68,11 +70,11 @@ class DistributedWeightedSampler(Sampler):
         yield_keys: bool = False,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+            raise UserError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         self.probs = normalized_weights(weights)
         total = len(self.probs) if samples_per_epoch is None else samples_per_epoch
         if total < 1:
-            raise ValueError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
+            raise UserError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
         self.num_samples = math.ceil(total / world_size)  # per rank
         self.total_size = self.num_samples * world_size
         self.rank, self.world_size, self.seed = rank, world_size, seed
@@ -87,7 +89,7 @@ class DistributedWeightedSampler(Sampler):
         epoch only: the next ``set_epoch`` call resets it unless given again.
         """
         if not 0 <= start_index <= self.num_samples:
-            raise ValueError(f"start_index must be in [0, {self.num_samples}], got {start_index}")
+            raise UserError(f"start_index must be in [0, {self.num_samples}], got {start_index}")
         self.epoch, self.start_index = epoch, start_index
 
     def global_draw(self, epoch: int | None = None) -> np.ndarray:

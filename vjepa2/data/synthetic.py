@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vjepa2.errors import UserError
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -90,13 +91,13 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_objects <= self.max_objects <= len(COLOURS):
-            raise ValueError(f"WorldConfig needs 1 <= min_objects <= max_objects <= {len(COLOURS)}")
+            raise UserError(f"WorldConfig needs 1 <= min_objects <= max_objects <= {len(COLOURS)}")
         if self.num_directions < 2 or self.frames < 2 or self.event_horizon < 1:
-            raise ValueError("WorldConfig needs num_directions >= 2, frames >= 2 and event_horizon >= 1")
+            raise UserError("WorldConfig needs num_directions >= 2, frames >= 2 and event_horizon >= 1")
         if not 0 < self.radius[0] <= self.radius[1] < self.resolution / 4:
-            raise ValueError(f"WorldConfig.radius {self.radius} must lie in (0, resolution / 4)")
+            raise UserError(f"WorldConfig.radius {self.radius} must lie in (0, resolution / 4)")
         if not 0 <= self.speed[0] <= self.speed[1]:
-            raise ValueError(f"WorldConfig.speed {self.speed} must be a non-negative range")
+            raise UserError(f"WorldConfig.speed {self.speed} must be a non-negative range")
 
 
 @dataclass
@@ -355,10 +356,10 @@ def to_model_layout(frames: np.ndarray, normalize: bool = True) -> torch.Tensor:
 def split_seeds(split: str, n: int, start: int = 0) -> range:
     """Seeds ``[start, start + n)`` of a split; the ``train``, ``val`` and ``test`` seed ranges never overlap."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
     base, size = SPLITS[split]
     if start < 0 or start + n > size:
-        raise ValueError(f"split {split!r} holds {size} seeds; asked for [{start}, {start + n})")
+        raise UserError(f"split {split!r} holds {size} seeds; asked for [{start}, {start + n})")
     return range(base + start, base + start + n)
 
 

@@ -212,7 +212,7 @@ def save_trajectory(
     """
     path = Path(path)
     if path.suffix.lower() not in TRAJECTORY_SUFFIXES:
-        raise ValueError(f"trajectory files end in {sorted(TRAJECTORY_SUFFIXES)}, got {str(path)!r}")
+        raise UserError(f"trajectory files end in {sorted(TRAJECTORY_SUFFIXES)}, got {str(path)!r}")
     f32 = lambda x: None if x is None else np.asarray(x, dtype=np.float32)  # noqa: E731
     traj = Trajectory(np.asarray(frames), f32(states), float(fps), f32(extrinsics), f32(actions), dict(metadata or {}))
     traj.path, traj.true_states = path, f32(true_states)  # the path is named in error messages
@@ -220,7 +220,7 @@ def save_trajectory(
     try:
         meta = json.dumps(traj.metadata)
     except TypeError as e:
-        raise ValueError(f"metadata must be JSON-serialisable: {e}") from e
+        raise UserError(f"metadata must be JSON-serialisable: {e}") from e
     arrays = {"frames": traj.frames, "states": traj.states, "fps": np.asarray(traj.fps, dtype=np.float64)}
     arrays |= {k: getattr(traj, k) for k in OPTIONAL_KEYS if getattr(traj, k) is not None}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,12 +383,12 @@ def clip_frame_step(video_fps: float, fps: float | None = 4.0, frame_step: int |
     """
     if frame_step is not None:
         if int(frame_step) != frame_step or frame_step < 1:
-            raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}")
+            raise UserError(f"frame_step must be a positive integer, got {frame_step!r}")
         return int(frame_step)
     if fps is None or not fps > 0:
-        raise ValueError(f"fps must be positive (or give frame_step), got {fps!r}")
+        raise UserError(f"fps must be positive (or give frame_step), got {fps!r}")
     if not (math.isfinite(video_fps) and video_fps > 0):
-        raise ValueError(f"the trajectory's frame rate is unknown ({video_fps!r}); sample with frame_step instead")
+        raise UserError(f"the trajectory's frame rate is unknown ({video_fps!r}); sample with frame_step instead")
     return max(1, math.ceil(round(video_fps / fps, 6)))
 
 
@@ -410,9 +410,9 @@ def sample_clip_indices(length: int, frames: int, step: int, rng: np.random.Gene
     """
     span = frames * step
     if frames < 1 or step < 1:
-        raise ValueError(f"need frames >= 1 and step >= 1, got {frames} and {step}")
+        raise UserError(f"need frames >= 1 and step >= 1, got {frames} and {step}")
     if length < span:
-        raise ValueError(f"a clip of {frames} frames every {step} steps needs {span} steps, got {length}")
+        raise UserError(f"a clip of {frames} frames every {step} steps needs {span} steps, got {length}")
     start = 0 if rng is None or length == span else int(rng.integers(span, length)) - span
     return np.arange(start, start + span, step, dtype=np.int64)
 
@@ -483,7 +483,7 @@ def parse_transform(transform: str) -> tuple[str, float]:
         except ValueError:
             pass
     if name not in _NAMED_TRANSFORMS or blur < 0:
-        raise ValueError(
+        raise UserError(
             f"unknown transform {transform!r}; expected one of {sorted(_NAMED_TRANSFORMS)}, optionally followed by "
             "'+blur=S' with S >= 0 (e.g. 'resize+blur=0.2'), a callable or None"
         )
@@ -583,7 +583,7 @@ class TrajectoryClipDataset(Dataset):
         max_retries: int = 10,
     ) -> None:
         if frames < 2 or max_retries < 0:
-            raise ValueError(f"need frames >= 2 and max_retries >= 0, got {frames}, {max_retries}")
+            raise UserError(f"need frames >= 2 and max_retries >= 0, got {frames}, {max_retries}")
         clip_frame_step(1.0, fps, frame_step)  # validate the sampling arguments early
         self.frames, self.fps, self.frame_step = frames, fps, frame_step
         self.transform = make_clip_transform(transform, resolution)
@@ -657,7 +657,7 @@ class TrajectoryClipDataset(Dataset):
                 shown = "; ".join(items[:3]) + (f"; ... ({len(items) - 3} more)" if len(items) > 3 else "")
                 warnings.warn(f"skipped {len(items)} trajectories {what}: {shown}", SkippedTrajectoryWarning, 3)
         if not kept:
-            raise ValueError(f"no usable trajectory among {len(paths)} found (see the warnings)")
+            raise UserError(f"no usable trajectory among {len(paths)} found (see the warnings)")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -683,7 +683,7 @@ class TrajectoryClipDataset(Dataset):
     def _shared(self, what: str, values: list[int]) -> int:
         odd = next((i for i, value in enumerate(values) if value != values[0]), None)
         if odd is not None:
-            raise ValueError(
+            raise UserError(
                 f"trajectories give different {what}s: {self.paths[0]} {values[0]} ({self.dims_at(0)}, step "
                 f"{self.step_of(0)}), {self.paths[odd]} {values[odd]} ({self.dims_at(odd)}, step {self.step_of(odd)}); "
                 "a batch needs one kind of trajectory at one frame step"
@@ -710,7 +710,7 @@ class TrajectoryClipDataset(Dataset):
         extrinsics = np.zeros((len(indices), 6)) if data.extrinsics is None else np.asarray(data.extrinsics, np.float64)
         if self.camera_frame:
             if data.extrinsics is None or not poses:
-                raise ValueError(f"{path}: camera_frame=True needs 7-D pose states and extrinsics")
+                raise UserError(f"{path}: camera_frame=True needs 7-D pose states and extrinsics")
             states = to_camera_frame(states, extrinsics)
         actions = poses_to_diffs(states) if poses else self.read_actions(path, indices)
         frames = torch.from_numpy(np.ascontiguousarray(data.frames))

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vjepa2.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_RESIZE_RATIO = 256 / 224
@@ -23,12 +25,12 @@ def check_frame_size(height: int, width: int, short_side: int) -> None:
     """Raise ValueError for frames whose resize would need unbounded memory (huge, or so elongated that scaling
     the short side to ``short_side`` blows the long side up)."""
     if min(height, width) < 1:
-        raise ValueError(f"empty frames ({width}x{height} px)")
+        raise UserError(f"empty frames ({width}x{height} px)")
     if height * width > MAX_PIXELS:
-        raise ValueError(f"frames of {width}x{height} px: more than {MAX_PIXELS // 10**6} Mpx per frame")
+        raise UserError(f"frames of {width}x{height} px: more than {MAX_PIXELS // 10**6} Mpx per frame")
     h, w = resized_shape(height, width, short_side)
     if h * w > MAX_RESIZED_PIXELS:
-        raise ValueError(
+        raise UserError(
             f"frames of {width}x{height} px: resizing the short side to {short_side} px would make {w}x{h} px "
             f"frames (aspect ratio {max(height, width) / min(height, width):.0f}:1 is too elongated)"
         )
@@ -46,7 +48,7 @@ def _as_video(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
     if video.ndim == 3:
         video = video.unsqueeze(0)
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 RGB frames [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
+        raise UserError(f"expected uint8 RGB frames [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
     return video
 
 
@@ -72,7 +74,7 @@ def preprocess(
     """
     video = _as_video(frames)
     if resolution < 1 or resize_ratio < 1.0:
-        raise ValueError(f"need resolution >= 1 and resize_ratio >= 1, got {resolution} and {resize_ratio}")
+        raise UserError(f"need resolution >= 1 and resize_ratio >= 1, got {resolution} and {resize_ratio}")
     T, H, W, _ = video.shape
     check_frame_size(H, W, int(resolution * resize_ratio))
     size = resized_shape(H, W, int(resolution * resize_ratio))

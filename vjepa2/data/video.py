@@ -21,6 +21,8 @@ import av
 import numpy as np
 import torch
 
+from vjepa2.errors import UserError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts", ".3gp", ".ogv"}
@@ -44,14 +46,14 @@ def frame_step_for(video_fps: float, fps: float | None = 4, frame_step: int | No
     """Source frames between sampled frames: ``frame_step`` if given, else ``ceil(video_fps) // fps`` (at least 1)."""
     if frame_step is not None:
         if int(frame_step) != frame_step or frame_step < 1:
-            raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}")
+            raise UserError(f"frame_step must be a positive integer, got {frame_step!r}")
         return int(frame_step)
     if fps is None:
-        raise ValueError("set one of fps or frame_step")
+        raise UserError("set one of fps or frame_step")
     if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+        raise UserError(f"fps must be positive, got {fps!r}")
     if not video_fps > 0:
-        raise ValueError(f"the video's frame rate is unknown ({video_fps!r}); sample with frame_step instead of fps")
+        raise UserError(f"the video's frame rate is unknown ({video_fps!r}); sample with frame_step instead of fps")
     # The official code asserts a step > 0; a video slower than `fps` is read frame by frame instead.
     return max(1, int(math.ceil(video_fps) // fps))
 
@@ -80,7 +82,7 @@ def sample_indices(
     """
     n = int(num_frames_in_video)
     if n < 1 or frames < 1:
-        raise ValueError(f"need a video with frames and frames >= 1, got num_frames_in_video={n}, frames={frames}")
+        raise UserError(f"need a video with frames and frames >= 1, got num_frames_in_video={n}, frames={frames}")
     step = frame_step_for(video_fps, fps, frame_step)
     clip_len = frames * step
     if n > clip_len:
@@ -115,7 +117,7 @@ def read_video(
         VideoReadError: the file is missing, empty, corrupt, truncated or has no video stream.
     """
     if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+        raise UserError(f"frames must be >= 1, got {frames}")
     frame_step_for(30.0, fps, frame_step)  # bad sampling arguments are ValueErrors, raised before touching the file
     path = Path(path)
     if not path.is_file():

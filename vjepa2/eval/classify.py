@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from vjepa2.errors import UserError
 from vjepa2.eval.data import ClipSpec
 from vjepa2.eval.views import aggregate_views, clip_views, read_segments
 
@@ -27,7 +28,7 @@ def read_labels(path: str | Path) -> list[str]:
     if isinstance(data, list):
         return [str(x) for x in data]
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON list or dict of class names, got {type(data).__name__}")
+        raise UserError(f"{path}: expected a JSON list or dict of class names, got {type(data).__name__}")
     pairs = [(int(v), k) if str(v).isdigit() else (int(k), v) for k, v in data.items()]
     names = dict(pairs)
     return [str(names.get(i, i)) for i in range(max(names) + 1)]

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vjepa2.errors import UserError
+
 
 @dataclass
 class Curation:
@@ -41,7 +43,7 @@ class Curation:
 def kmeans(x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k-means of ``x [N, D]``: centroids ``[K, D]`` and labels ``[N]`` (faiss if installed, else scikit-learn)."""
     if not 1 <= k <= len(x):
-        raise ValueError(f"k-means needs 1 <= clusters <= {len(x)} (the pool size), got {k}")
+        raise UserError(f"k-means needs 1 <= clusters <= {len(x)} (the pool size), got {k}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     try:
         import faiss

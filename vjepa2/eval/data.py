@@ -27,6 +27,7 @@ from vjepa2.data.datasets import read_csv_list
 from vjepa2.data.synthetic import SyntheticWorld, WorldConfig, split_seeds
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
 from vjepa2.data.video import list_media
+from vjepa2.errors import UserError
 from vjepa2.eval.features import cache_key
 from vjepa2.eval.views import clip_views, read_segments
 
@@ -53,9 +54,9 @@ class ClipSpec:
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.segments < 1 or self.views < 1 or self.resolution < 1:
-            raise ValueError(f"ClipSpec needs positive frames, segments, views and resolution, got {self}")
+            raise UserError(f"ClipSpec needs positive frames, segments, views and resolution, got {self}")
         if self.fps is None and self.frame_step is None:
-            raise ValueError("ClipSpec needs fps or frame_step (frame_step wins when both are set)")
+            raise UserError("ClipSpec needs fps or frame_step (frame_step wins when both are set)")
 
 
 class Source(Protocol):
@@ -76,7 +77,7 @@ class PathSource:
     def __init__(self, spec: str) -> None:
         self.paths = [p for p, _ in list_samples(spec)]
         if not self.paths:
-            raise ValueError(f"{spec}: no video or image files")
+            raise UserError(f"{spec}: no video or image files")
         self.labels = torch.full((len(self.paths),), -1, dtype=torch.long)
         self.classes: list[str] = []
         self.name = f"{spec}:{cache_key(paths=self.paths)}"
@@ -102,7 +103,7 @@ class FileSource(PathSource):
             samples = read_csv_list(path)
             bad = [p for p, label in samples if label < 0]
             if bad:
-                raise ValueError(f"{spec}: {len(bad)} lines without an integer label (first: {bad[0]})")
+                raise UserError(f"{spec}: {len(bad)} lines without an integer label (first: {bad[0]})")
             self.paths = [p for p, _ in samples]
             labels = [label for _, label in samples]
             self.classes = [str(c) for c in range(max(labels, default=-1) + 1)]
@@ -110,7 +111,7 @@ class FileSource(PathSource):
             found = sorted(d.name for d in path.iterdir() if d.is_dir())
             unknown = sorted(set(found) - set(classes or found))
             if unknown:
-                raise ValueError(f"{spec}: class folders {unknown} are not among the training classes {classes}")
+                raise UserError(f"{spec}: class folders {unknown} are not among the training classes {classes}")
             self.classes = list(classes or found)
             pairs = [(str(f), c) for c, name in enumerate(self.classes) for f in list_media(path / name)]
             self.paths, labels = [p for p, _ in pairs], [c for _, c in pairs]
@@ -119,7 +120,7 @@ class FileSource(PathSource):
                 f"probe data {spec!r} is not a .csv list, a class folder, synthetic:... or digits:..."
             )
         if not self.paths:
-            raise ValueError(f"probe data {spec!r} has no labelled video or image files (expected class sub-folders)")
+            raise UserError(f"probe data {spec!r} has no labelled video or image files (expected class sub-folders)")
         self.labels = torch.tensor(labels, dtype=torch.long)
         self.name = f"{spec}:{cache_key(paths=self.paths, labels=labels)}"
 
@@ -133,7 +134,7 @@ class SyntheticSource:
         self.world, self.seeds = SyntheticWorld(cfg), split_seeds(split, n)
         scenes = [self.world.scene(s).labels for s in self.seeds]
         if task not in scenes[0]:
-            raise ValueError(f"{self.name}: unknown synthetic task {task!r}; tasks: {sorted(scenes[0])}")
+            raise UserError(f"{self.name}: unknown synthetic task {task!r}; tasks: {sorted(scenes[0])}")
         self.labels = torch.tensor([int(s[task]) for s in scenes], dtype=torch.long)
         self.classes = [str(c) for c in range(_num_classes(task, cfg, self.labels))]
 
@@ -143,7 +144,7 @@ class SyntheticSource:
     def segments(self, i: int, spec: ClipSpec) -> torch.Tensor:
         frames, _ = self.world.render_clip(int(self.seeds[i]))  # [S * T, H, W, 3]
         if len(frames) != spec.frames * spec.segments:
-            raise ValueError(f"{self.name} renders {len(frames)} frames; {spec} needs {spec.frames * spec.segments}")
+            raise UserError(f"{self.name} renders {len(frames)} frames; {spec} needs {spec.frames * spec.segments}")
         return torch.from_numpy(frames).unflatten(0, (spec.segments, spec.frames))
 
 
@@ -163,7 +164,7 @@ class DigitsSource:
         except ImportError as e:
             raise ImportError("digits:... probe data needs scikit-learn: pip install 'vjepa2[eval]'") from e
         if split not in ("train", "test"):
-            raise ValueError(f"digits split must be 'train' or 'test', got {split!r}")
+            raise UserError(f"digits split must be 'train' or 'test', got {split!r}")
         digits = load_digits()
         order = np.random.default_rng(0).permutation(len(digits.target))
         order = order[:DIGITS_TRAIN] if split == "train" else order[DIGITS_TRAIN:]
@@ -192,7 +193,7 @@ def load_source(spec: str, clip: ClipSpec = ClipSpec(), classes: list[str] | Non
     if kind == "synthetic" and not os.path.exists(spec):
         parts = rest.split(":")
         if len(parts) != 3 or not parts[2].isdigit():
-            raise ValueError(f"synthetic probe data must be synthetic:TASK:SPLIT:N, got {spec!r}")
+            raise UserError(f"synthetic probe data must be synthetic:TASK:SPLIT:N, got {spec!r}")
         return SyntheticSource(parts[0], parts[1], int(parts[2]), clip.resolution, clip.frames * clip.segments)
     if kind == "digits" and not os.path.exists(spec):
         split, _, n = rest.partition(":")

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
+from vjepa2.errors import UserError
 from vjepa2.eval.baselines import BaselineConfig, knn_probe, linear_probe, pool
 from vjepa2.eval.data import ClipSpec, Source, load_source
 from vjepa2.eval.features import (
@@ -73,9 +74,9 @@ class ProbeRunConfig:
 
     def __post_init__(self) -> None:
         if not self.data.train or not self.data.val:
-            raise ValueError("data.train and data.val must both be set (e.g. data.train=train.csv data.val=val.csv)")
+            raise UserError("data.train and data.val must both be set (e.g. data.train=train.csv data.val=val.csv)")
         if self.run.dtype not in ("bf16", "fp32"):
-            raise ValueError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
+            raise UserError(f"run.dtype must be bf16 or fp32, got {self.run.dtype!r}")
 
 
 def clip_spec(data: DataSection, img_size: int) -> ClipSpec:

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vjepa2.config import ClassifierConfig
+from vjepa2.errors import UserError
 from vjepa2.models import AttentiveClassifier
 from vjepa2.train.schedules import warmup_cosine_lr
 
@@ -46,11 +47,11 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         if not self.lrs or not self.weight_decays:
-            raise ValueError("ProbeConfig needs at least one value in lrs and in weight_decays")
+            raise UserError("ProbeConfig needs at least one value in lrs and in weight_decays")
         if self.epochs < 1 or self.batch_size < 1 or self.depth < 1:
-            raise ValueError(f"ProbeConfig needs epochs, batch_size and depth >= 1, got {self}")
+            raise UserError(f"ProbeConfig needs epochs, batch_size and depth >= 1, got {self}")
         if self.dtype not in ("fp32", "bf16"):
-            raise ValueError(f"ProbeConfig.dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
+            raise UserError(f"ProbeConfig.dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
 
     @property
     def grid(self) -> list[tuple[float, float]]:
@@ -76,7 +77,7 @@ def as_views(feats: torch.Tensor) -> torch.Tensor:
     if feats.ndim == 3:
         return feats.unsqueeze(1)
     if feats.ndim != 4:
-        raise ValueError(f"probe features must be [N, tokens, D] or [N, views, tokens, D], got {tuple(feats.shape)}")
+        raise UserError(f"probe features must be [N, tokens, D] or [N, views, tokens, D], got {tuple(feats.shape)}")
     return feats
 
 

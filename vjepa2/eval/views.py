@@ -19,6 +19,7 @@ import torch
 
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO, preprocess
 from vjepa2.data.video import IMAGE_EXTENSIONS, VideoReadError, read_video, sample_indices
+from vjepa2.errors import UserError
 
 
 def segment_indices(
@@ -26,7 +27,7 @@ def segment_indices(
 ) -> np.ndarray:
     """Frame indices ``[segments, frames]``: one start-of-part clip in each of ``segments`` equal parts of ``n``."""
     if segments < 1:
-        raise ValueError(f"segments must be >= 1, got {segments}")
+        raise UserError(f"segments must be >= 1, got {segments}")
     part = max(n // segments, 1)
     idx = [sample_indices(part, video_fps, frames, fps, frame_step) + i * part for i in range(segments)]
     return np.clip(np.stack(idx), 0, n - 1)
@@ -72,7 +73,7 @@ def spatial_views(
     ``resolution`` square as it is, e.g. the synthetic world rendered at the pretraining crop).
     """
     if views < 1:
-        raise ValueError(f"views must be >= 1, got {views}")
+        raise UserError(f"views must be >= 1, got {views}")
     if views == 1:
         return preprocess(frames, resolution, resize_ratio).unsqueeze(0)
     _, H, W, _ = frames.shape

@@ -237,6 +237,8 @@ def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
     without it they come from ``cfg.data.trajectories``, which also set the predictor's action and state widths."""
     from vjepa2.train.ac_data import ac_batches, data_dims, trajectory_dataset
 
+    if batches is None and not cfg.data.trajectories:
+        raise ConfigError("train-ac needs data: set data.trajectories=[FOLDER_OR_FILES] (e.g. `vjepa2 collect` output)")
     world = dist_utils.init(cfg.run.device)
     out = Path(cfg.run.out)
     torch.manual_seed(cfg.run.seed)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.trajectories import TrajectoryClipDataset
+from vjepa2.errors import UserError
 from vjepa2.plan.world_model import encode_frames
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.features import FeatureClipDataset, build_feature_cache, encoder_digest
@@ -44,7 +45,7 @@ def data_dims(cfg: ACTrainConfig, data: TrajectoryClipDataset) -> dict[str, int]
     for key, value in found.items():
         given = getattr(cfg.model, key)
         if given is not None and given != value:
-            raise ValueError(
+            raise UserError(
                 f"model.{key}={given}, but the trajectories give {value} ({data.paths[0]}: per-step "
                 f"{data.dims_at(0)}, frame step {data.step_of(0)}); set model.{key}={value} or leave it unset"
             )
@@ -79,7 +80,7 @@ def ac_batches(
     dataset's ``action_dim`` / ``state_dim``); ``pixels`` is :func:`trajectory_dataset`, if already built."""
     d = cfg.data
     if d.batch_size % world.size:
-        raise ValueError(f"data.batch_size={d.batch_size} is not divisible by the {world.size} processes")
+        raise UserError(f"data.batch_size={d.batch_size} is not divisible by the {world.size} processes")
     dataset = ac_dataset(cfg, world, encoder, pixels)
     per_epoch = max(len(dataset), d.batch_size) // d.batch_size * d.batch_size
     sampler = DistributedWeightedSampler(

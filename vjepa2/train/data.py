@@ -24,7 +24,7 @@ from vjepa2.data.mix import ClipBankDataset, bank_sources, is_bank_source
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
 from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClip, TrajectoryClipDataset
-from vjepa2.errors import ConfigError
+from vjepa2.errors import ConfigError, UserError
 from vjepa2.train.distributed import World
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def bank_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iter
 def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """The batch stream for ``cfg.data`` from ``start_step`` on, for this rank."""
     if cfg.data.batch_size % world.size:
-        raise ValueError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
+        raise UserError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")
     sources = tuple(cfg.data.datasets)
     if any(is_bank_source(s) for s in sources):
         if not all(is_bank_source(s) for s in sources):
@@ -158,13 +158,13 @@ def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> 
         return bank_batches(cfg, world, start_step)
     if sources == (SYNTHETIC,):
         if cfg.data.blur:
-            raise ValueError("data.blur applies to video and trajectory datasets, not to 'synthetic'")
+            raise UserError("data.blur applies to video and trajectory datasets, not to 'synthetic'")
         return synthetic_batches(cfg, world, start_step)
     if SYNTHETIC in sources:
-        raise ValueError("data.datasets: 'synthetic' cannot be mixed with file datasets")
+        raise UserError("data.datasets: 'synthetic' cannot be mixed with file datasets")
     kinds = {is_trajectory_source(s) for s in sources}
     if kinds == {True}:
         return trajectory_batches(cfg, world, start_step)
     if len(kinds) > 1:
-        raise ValueError(f"data.datasets mixes robot trajectories and videos: {list(sources)}")
+        raise UserError(f"data.datasets mixes robot trajectories and videos: {list(sources)}")
     return file_batches(cfg, world, start_step)

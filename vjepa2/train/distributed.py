@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vjepa2.errors import UserError
+from vjepa2.errors import DistributedStartError, UserError
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def init(device: str = "auto", backend: str | None = None, timeout: float | None
                 backend=backend, rank=rank, world_size=size, timeout=datetime.timedelta(seconds=timeout)
             )
     except Exception as err:
-        raise RuntimeError(
+        raise DistributedStartError(
             f"distributed run requested (WORLD_SIZE={size}, RANK={rank}) but the {backend} process group failed "
             f"to start within {timeout:g} s: {err}. Are all {size} processes running? Check MASTER_ADDR/MASTER_PORT "
             "or launch with torchrun (VJEPA2_INIT_TIMEOUT sets the wait)."

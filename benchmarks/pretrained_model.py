@@ -1,0 +1,164 @@
+"""Frozen-feature probes of pretrained encoders against their random-init twin (the vjepa2_tiny model card's table).
+
+Each encoder is frozen; held-out clips are encoded once (bf16) and an attentive probe is trained per task:
+
+- ``direction``: direction of motion of the one moving object of the synthetic world (8 classes), probe trained on
+  the world's ``val`` seeds, tested on its ``test`` seeds (pretraining only saw ``train`` seeds);
+- ``next_event``: what happens right after the clip (nothing / bounce / collide; majority class ~62%), same seeds;
+- ``digits``: scikit-learn's handwritten digits as repeated-frame clips (10 classes): probe trained on the fixed
+  1000-image train split, tested on the other 797 (the pretraining mix holds only the train split's images).
+
+Encoders are ``NAME=PATH`` pairs (a ``vjepa2 pretrain`` checkpoint, its ``target_encoder``), ``packaged`` (the weights
+that ship with the package) and always ``random init`` (the same architecture, seed 0).
+
+    python benchmarks/pretrained_model.py packaged                                # the model card table
+    python benchmarks/pretrained_model.py 1k=runs/vjepa2-tiny/main/step_1000.pt 3k=... --plot docs/curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds, to_model_layout
+from vjepa2.eval.features import extract_features
+from vjepa2.eval.probe import ProbeConfig, train_probes
+from vjepa2.models import VisionTransformer
+from vjepa2.weights import load_encoder
+
+TASKS = ("direction", "next_event", "digits")
+
+
+class _Clips(torch.utils.data.Dataset):
+    def __init__(self, clips: list[np.ndarray]) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return to_model_layout(self.clips[i])
+
+
+def task_data(task: str, split: str, n: int, frames: int, size: int) -> tuple[torch.utils.data.Dataset, torch.Tensor]:
+    """``(clips dataset, labels)`` of a probe task's split (``train`` or ``test``)."""
+    if task == "digits":
+        from vjepa2.data.mix import digit_images
+
+        images, labels = digit_images("train" if split == "train" else "test")
+        images, labels = images[:n], labels[:n]
+        scale = size // images.shape[1]
+        clips = [np.broadcast_to(im.repeat(scale, 0).repeat(scale, 1)[None, :, :, None], (frames, size, size, 3))
+                 for im in images]  # fmt: skip
+        return _Clips(clips), torch.as_tensor(labels).long()
+    world = WorldConfig(resolution=size, frames=frames, one_mover_prob=1.0)
+    data = SyntheticVideoDataset(world, seeds=split_seeds("val" if split == "train" else "test", n))
+    labels = torch.tensor([data.world.scene(s).labels[task] for s in data.seeds])
+    return _VideoOnly(data), labels
+
+
+class _VideoOnly(torch.utils.data.Dataset):
+    def __init__(self, data: SyntheticVideoDataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.data[i][0]
+
+
+def features(encoder: VisionTransformer, data: torch.utils.data.Dataset) -> torch.Tensor:
+    loader = torch.utils.data.DataLoader(data, batch_size=64, num_workers=0)
+    return extract_features(encoder, loader, dtype="bf16", progress=False)
+
+
+def encoders(specs: list[str], preset: str) -> dict[str, VisionTransformer]:
+    torch.manual_seed(0)
+    out = {"random init": load_encoder(preset)}
+    for spec in specs:
+        if spec == "packaged":
+            out["packaged " + preset] = load_encoder(preset, pretrained=True)
+        else:
+            name, _, path = spec.partition("=")
+            out[name] = load_encoder(preset, path, key="target_encoder")
+    return {k: v.eval() for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("encoders", nargs="*", help="'packaged' and/or NAME=CHECKPOINT")
+    parser.add_argument("--preset", default="vjepa2_tiny")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--train-clips", type=int, default=2000)
+    parser.add_argument("--test-clips", type=int, default=1000)
+    parser.add_argument("--probe-depth", type=int, default=1, help="1: V-JEPA 1's single cross-attention block")
+    parser.add_argument("--probe-epochs", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path("runs/pretrained-model.json"))
+    parser.add_argument("--plot", type=Path, help="PNG of accuracy against the number in each encoder's name")
+    args = parser.parse_args()
+    models = encoders(args.encoders, args.preset)
+    probe = ProbeConfig(depth=args.probe_depth, num_heads=3, epochs=args.probe_epochs, batch_size=64, dtype="bf16")
+    rows = []
+    for task in args.tasks:
+        train, y_train = task_data(task, "train", args.train_clips, args.frames, args.size)
+        test, y_test = task_data(task, "test", args.test_clips, args.frames, args.size)
+        classes = int(max(y_train.max(), y_test.max())) + 1
+        majority = float(torch.bincount(y_test, minlength=classes).max()) / len(y_test)
+        for name, enc in models.items():
+            torch.manual_seed(0)
+            result = train_probes(features(enc, train), y_train, features(enc, test), y_test, classes, probe)
+            rows.append({"task": task, "encoder": name, "accuracy": result.accuracy, "majority": majority})
+            print(f"{task:>10}  {name:>24}  {100 * result.accuracy:.1f}%", flush=True)
+    print(f"\nprobe: {probe}; {args.train_clips} train / {args.test_clips} test clips, {args.frames} frames at "
+          f"{args.size} px\n")  # fmt: skip
+    print("| encoder | " + " | ".join(args.tasks) + " |\n|---|" + "---|" * len(args.tasks))
+    for name in models:
+        cells = [next(100 * r["accuracy"] for r in rows if r["task"] == t and r["encoder"] == name) for t in args.tasks]
+        print(f"| {name} | " + " | ".join(f"{c:.1f}%" for c in cells) + " |")
+    majority = [next(100 * r["majority"] for r in rows if r["task"] == t) for t in args.tasks]
+    print("| majority class | " + " | ".join(f"{c:.1f}%" for c in majority) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        plot(rows, args.tasks, args.plot)
+
+
+def plot(rows: list[dict], tasks: list[str], path: Path) -> None:
+    """Accuracy against pretraining steps: encoders named ``<objective> <steps>`` form one curve per objective."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6))
+    for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):
+        curves: dict[str, list[tuple[int, float]]] = {}
+        for r in rows:
+            if r["task"] != task:
+                continue
+            label, _, steps = r["encoder"].rpartition(" ")
+            if steps.isdigit():
+                curves.setdefault(label, []).append((int(steps), 100 * r["accuracy"]))
+            elif r["encoder"] == "random init":
+                ax.axhline(100 * r["accuracy"], color="grey", ls="--", label="random init")
+        for label, pts in curves.items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("pretraining steps")
+        ax.set_ylabel("probe top-1 (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
