@@ -220,3 +220,14 @@ def test_train_ac_config_values_are_checked():
     for override, message in cases:
         with pytest.raises(ConfigError, match=message):
             load_config(ACTrainConfig, None, [override])
+
+
+def test_trajectories_follow_the_umask(tmp_path):
+    import numpy as np
+
+    from vjepa2.data.trajectories import save_trajectory
+
+    path = save_trajectory(tmp_path / "ep.npz", np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 7), np.float32), fps=4)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -226,6 +226,9 @@ def save_trajectory(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp creates 0600; follow the umask like every other output
         with os.fdopen(fd, "wb") as f:
             if path.suffix.lower() in NPZ_SUFFIXES:
                 (np.savez_compressed if compress else np.savez)(f, metadata=np.asarray(meta), **arrays)
