@@ -11,6 +11,7 @@ pretrained encoders given.
   is a chunk of ``--frameskip`` random env actions.
 
     python benchmarks/planning_ceiling.py runs/demo/pretrain/latest.pt --model vit_tiny_p8
+    python benchmarks/planning_ceiling.py packaged --model vjepa2_tiny          # the shipped encoder
     python benchmarks/planning_ceiling.py runs/wall/pretrain/latest.pt --env wall --heldout runs/wall/heldout
 """
 
@@ -107,7 +108,9 @@ def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="*", help="pretraining checkpoints (their target_encoder is used)")
+    parser.add_argument(
+        "checkpoints", nargs="*", help="pretraining checkpoints (their target_encoder), or 'packaged' (shipped weights)"
+    )
     parser.add_argument("--env", default="franka-reach", help="franka-reach, or a benchmark env (wall, pusht)")
     parser.add_argument("--model", default="vit_tiny", help="encoder preset of the checkpoints")
     parser.add_argument("--episodes", type=int, default=10)
@@ -120,7 +123,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     encoders = {"pixels": None, "random init": VisionTransformer(encoder_config(args.model)).eval()}
-    encoders |= {path: load_encoder(args.model, path, key="target_encoder") for path in args.checkpoints}
+    for path in args.checkpoints:
+        if path == "packaged":
+            encoders[f"packaged {args.model}"] = load_encoder(args.model, pretrained=True).eval()
+        else:
+            encoders[path] = load_encoder(args.model, path, key="target_encoder").eval()
     run = franka_episodes if args.env == "franka-reach" else benchmark_episodes
     print(
         f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, "

@@ -55,12 +55,21 @@ def add_embed_args(p: argparse.ArgumentParser) -> None:
         help="official .pt checkpoint or Hugging Face folder (default: the packaged weights of vjepa2_tiny; RANDOM "
         "weights for the other presets)",
     )
-    p.add_argument("--key", default="target_encoder", help="encoder entry of an official checkpoint")
+    p.add_argument(
+        "--key",
+        help="encoder entry of an official checkpoint (default: the preset's: target_encoder; ema_encoder "
+        "for the distilled V-JEPA 2.1 ViT-B/L)",
+    )
     p.add_argument("--frames", type=int, default=16, help="frames per clip")
     p.add_argument("--fps", type=float, default=4.0, help="sampling rate: frame_step = ceil(video fps) // fps")
     p.add_argument("--frame-step", type=int, help="fixed step between source frames (overrides --fps)")
     p.add_argument("--resolution", type=int, help="crop size (default: the preset's img_size, 256 or 384)")
     p.add_argument("--pool", choices=("mean", "none"), default="mean", help="mean: [D] per file; none: [N, D]")
+    p.add_argument(
+        "--levels",
+        action="store_true",
+        help="V-JEPA 2.1: the normed features of every hierarchical layer concatenated ([levels * D] per token)",
+    )
     p.add_argument(
         "--dtype",
         choices=("bf16", "fp32"),
@@ -112,13 +121,12 @@ def _embed_one(model: Any, path: Path, args: argparse.Namespace, device: Any) ->
     import torch
 
     from vjepa2.data import preprocess, read_video
-    from vjepa2.models.encoder import as_clip
 
     frames = read_video(path, args.frames, None if args.frame_step else args.fps, args.frame_step)
     video = preprocess(frames.to(device), args.resolution).unsqueeze(0)  # [1, 3, T, H, W]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
-        tokens = model(video)[0].float()  # [N, D]
-    grid = model.grid(as_clip(video, model.cfg.tubelet_size))
+        tokens = model(video, hierarchical=args.levels)[0].float()  # [N, D] or [N, levels * D]
+    grid = model.grid(video)
     feats = tokens.mean(0) if args.pool == "mean" else tokens
     info = {"grid": list(grid), "frames": frames.shape[0], "source_hw": list(frames.shape[1:3])}
     return feats.cpu().contiguous(), info
@@ -134,6 +142,7 @@ def _metadata(args: argparse.Namespace, files: dict[str, Any], failed: list[str]
         **sampling,
         "resolution": args.resolution,
         "pool": args.pool,
+        "levels": args.levels,
         "dtype": args.dtype,
         "files": files,
         "failed": failed,
@@ -164,6 +173,9 @@ def embed(args: argparse.Namespace) -> int:
         _log(f"error: {e}")
         return 2
     patch = model.cfg.patch_size
+    if args.levels and not model.cfg.hierarchical_layers:
+        _log(f"error: --levels needs a V-JEPA 2.1 encoder (hierarchical layers); {args.model} has none")
+        return 2
     if args.resolution is not None and (args.resolution < patch or args.resolution % patch):
         _log(f"error: --resolution {args.resolution} must be a positive multiple of the patch size {patch}")
         return 2

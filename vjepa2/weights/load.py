@@ -92,7 +92,7 @@ def _packaged(preset: Any, weights: Any, pretrained: bool, part: str) -> tuple[d
 def load_encoder(
     preset: str | EncoderConfig,
     weights: str | Path | None = None,
-    key: str = "target_encoder",
+    key: str | None = None,
     pretrained: bool = False,
 ) -> VisionTransformer:
     """The encoder ``preset`` with weights from an official ``.pt``, an HF folder, or random (None).
@@ -100,8 +100,10 @@ def load_encoder(
     Args:
         preset: a name from :data:`vjepa2.config.ENCODER_PRESETS` or an :class:`EncoderConfig`.
         weights: official checkpoint, HF VJEPA2 folder, or None.
-        key: checkpoint entry to read; ``"target_encoder"`` (the EMA encoder, as the official evals use) falls
-            back to ``"encoder"`` when absent (the AC checkpoint holds both, identical). A file holding a bare
+        key: checkpoint entry to read; default the preset's ``checkpoint_key``: ``"target_encoder"`` (the EMA
+            encoder, as the official evals use) for 2.0 models, which falls back to ``"encoder"`` when absent (the
+            AC checkpoint holds both, identical); ``"ema_encoder"`` (ViT-B/L) or ``"target_encoder"`` (ViT-g/G) for
+            V-JEPA 2.1 models, never falling back (``encoder`` is the student there). A file holding a bare
             state dict is read as is. Ignored for HF folders, which hold one encoder.
         pretrained: load the weights that ship with the package for ``preset`` (e.g. ``vjepa2_tiny``).
 
@@ -120,7 +122,9 @@ def load_encoder(
         hf_cfg, sd, source = _hf_part(folder, "encoder")
         _check_hf_config(cfg, hf_encoder_config(hf_cfg), _ENCODER_FIELDS, what, source)
     else:
-        sd, source = _official_part(weights, (key, "encoder") if key == "target_encoder" else (key,))
+        key = key or cfg.checkpoint_key
+        fallback = key == "target_encoder" and not cfg.hierarchical_layers  # 2.0 only
+        sd, source = _official_part(weights, (key, "encoder") if fallback else (key,))
     return load_checked(model, sd, what=what, source=source)
 
 
