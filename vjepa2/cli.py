@@ -229,6 +229,11 @@ COMMANDS: dict[str, Command] = {
         "vjepa2.commands.package_weights:add_args",
         "vjepa2.commands.package_weights:run",
     ),
+    "weights": Command(
+        "list every model by name; convert official files <-> Hugging Face folders",
+        "vjepa2.commands.weights:add_args",
+        "vjepa2.commands.weights:run",
+    ),
     "plan": Command("MPC with a world model vs baselines", "vjepa2.plan.cli:add_plan_args", "vjepa2.plan.cli:run_plan"),
     "eval-plan": Command("planning on Two-Rooms / Push-T", "vjepa2.plan.eval_cli:add_args", "vjepa2.plan.eval_cli:run"),
     "probe": Command(

@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vjepa2.config import (
     ACPredictorConfig,
     ClassifierConfig,
@@ -24,7 +26,7 @@ from vjepa2.config import (
     predictor_config,
 )
 from vjepa2.models import ACPredictor, AttentiveClassifier, Predictor, VisionTransformer
-from vjepa2.weights.checks import WeightsError, config_mismatches, describe_weights, load_checked
+from vjepa2.weights.checks import WeightsError, config_mismatches, describe_weights, load_checked, mismatch_report
 from vjepa2.weights.hf import (
     hf_classifier_config,
     hf_encoder_config,
@@ -34,8 +36,9 @@ from vjepa2.weights.hf import (
     read_hf_weights,
 )
 from vjepa2.weights.hf_keys import hf_to_ours
+from vjepa2.weights.hub import fetch, hf_snapshot, release
 from vjepa2.weights.official import classifier_from_official, clean_state_dict, pick_entry, read_checkpoint
-from vjepa2.weights.packaged import packaged_path, read_packaged
+from vjepa2.weights.packaged import PACKAGED, packaged_path, read_packaged
 
 _ENCODER_FIELDS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size", "in_chans")
 _ENCODER_FIELDS += ("qkv_bias", "norm_eps")
@@ -77,55 +80,98 @@ def _official_part(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, A
     return clean_state_dict(entry, source), source
 
 
-def _packaged(preset: Any, weights: Any, pretrained: bool, part: str) -> tuple[dict[str, Any], str] | None:
-    """``(state dict, source)`` of ``part`` from the packaged weights of ``preset`` when ``pretrained`` is asked."""
+def _named(preset: Any, weights: Any, pretrained: bool) -> tuple[Any, Any, str | None, dict[str, Any] | None]:
+    """Resolve the by-name spellings into ``(preset, weights, key, packaged parts)``.
+
+    ``"hf:REPO"`` fetches a Hugging Face repository (its config gives the preset); ``pretrained=True`` takes the
+    weights that ship with the package (``vjepa2_tiny``) or downloads the released file of the preset.
+    """
+    if isinstance(preset, str) and preset.startswith("hf:"):
+        if weights is not None or pretrained:
+            raise WeightsError(f"{preset} names its weights; do not also pass weights or pretrained=True")
+        return None, hf_snapshot(preset[3:]), None, None
     if not pretrained:
-        return None
+        return preset, weights, None, None
     if weights is not None:
         raise WeightsError(f"give either weights ({weights}) or pretrained=True, not both")
     if not isinstance(preset, str):
-        raise WeightsError("pretrained=True needs a preset name, e.g. 'vjepa2_tiny'")
-    path = packaged_path(preset)
-    return read_packaged(path)[0][part], f"packaged weights {path}"
+        raise WeightsError("pretrained=True needs a preset name, e.g. 'vit_large' or 'vjepa2_tiny'")
+    if preset in PACKAGED:
+        path = packaged_path(preset)
+        parts, _ = read_packaged(path)
+        return preset, path, None, {part: (sd, f"packaged weights {path}") for part, sd in parts.items()}
+    rel = release(preset)
+    return rel.encoder or rel.preset, fetch(preset), rel.key, None
+
+
+def _encoder_from_weights(sd: Mapping[str, Any], source: str) -> EncoderConfig:
+    """The encoder preset whose shapes an official state dict has (2.1 when it holds ``patch_embed_img``)."""
+    from vjepa2.config import ENCODER_PRESETS
+
+    def fits(cfg: EncoderConfig) -> bool:
+        with torch.device("meta"):
+            model = VisionTransformer(cfg)
+        return not mismatch_report(model.state_dict(), sd)
+
+    for cfg in ENCODER_PRESETS.values():
+        if fits(cfg):
+            return cfg
+    raise WeightsError(f"{source}: no encoder preset fits these weights; {describe_weights(sd)}")
 
 
 def load_encoder(
-    preset: str | EncoderConfig,
+    preset: str | EncoderConfig | None = None,
     weights: str | Path | None = None,
     key: str | None = None,
     pretrained: bool = False,
 ) -> VisionTransformer:
-    """The encoder ``preset`` with weights from an official ``.pt``, an HF folder, or random (None).
+    """The encoder ``preset`` with weights from an official ``.pt``, an HF folder, by name, or random.
 
     Args:
-        preset: a name from :data:`vjepa2.config.ENCODER_PRESETS` or an :class:`EncoderConfig`.
-        weights: official checkpoint, HF VJEPA2 folder, or None.
+        preset: a name from :data:`vjepa2.config.ENCODER_PRESETS`, an :class:`EncoderConfig`, ``"hf:REPO"`` (a
+            Hugging Face repository, e.g. ``hf:facebook/vjepa2-vitl-fpc64-256``), or None to read it from the
+            weights (an HF folder's ``config.json``, or the shapes of an official file).
+        weights: official checkpoint, HF VJEPA2 folder, or None (random, unless ``pretrained``).
         key: checkpoint entry to read; default the preset's ``checkpoint_key``: ``"target_encoder"`` (the EMA
             encoder, as the official evals use) for 2.0 models, which falls back to ``"encoder"`` when absent (the
             AC checkpoint holds both, identical); ``"ema_encoder"`` (ViT-B/L) or ``"target_encoder"`` (ViT-g/G) for
             V-JEPA 2.1 models, never falling back (``encoder`` is the student there). A file holding a bare
             state dict is read as is. Ignored for HF folders, which hold one encoder.
-        pretrained: load the weights that ship with the package for ``preset`` (e.g. ``vjepa2_tiny``).
+        pretrained: the weights of ``preset`` by name: shipped with the package (``vjepa2_tiny``) or the
+            released official file, downloaded once into the torch hub cache (:mod:`vjepa2.weights.hub`).
 
     Returns:
         A :class:`VisionTransformer` mapping ``[B, 3, T, H, W]`` clips to ``[B, N, D]`` features.
     """
-    cfg, what = _resolve(preset, EncoderConfig, encoder_config, "encoder")
-    model = VisionTransformer(cfg)
-    packaged = _packaged(preset, weights, pretrained, "encoder")
+    preset, weights, named_key, packaged = _named(preset, weights, pretrained)
+    key = key or named_key
     if packaged is not None:
-        return load_checked(model, packaged[0], what=what, source=packaged[1])
+        cfg, what = _resolve(preset, EncoderConfig, encoder_config, "encoder")
+        return load_checked(VisionTransformer(cfg), packaged["encoder"][0], what=what, source=packaged["encoder"][1])
     if weights is None:
-        return model
+        if preset is None:
+            raise WeightsError("load_encoder needs a preset name, weights, or both")
+        return VisionTransformer(_resolve(preset, EncoderConfig, encoder_config, "encoder")[0])
     folder = hf_folder(weights)
     if folder is not None:
         hf_cfg, sd, source = _hf_part(folder, "encoder")
-        _check_hf_config(cfg, hf_encoder_config(hf_cfg), _ENCODER_FIELDS, what, source)
+        found = hf_encoder_config(hf_cfg)
+        cfg, what = (
+            (found, f"encoder ({source}'s config.json)")
+            if preset is None
+            else _resolve(preset, EncoderConfig, encoder_config, "encoder")
+        )
+        _check_hf_config(cfg, found, _ENCODER_FIELDS, what, source)
+    elif preset is None:
+        sd, source = _official_part(weights, (key,) if key else ("target_encoder", "ema_encoder", "encoder"))
+        cfg = _encoder_from_weights(sd, source)
+        what = f"encoder (preset read from {source})"
     else:
+        cfg, what = _resolve(preset, EncoderConfig, encoder_config, "encoder")
         key = key or cfg.checkpoint_key
         fallback = key == "target_encoder" and not cfg.hierarchical_layers  # 2.0 only
         sd, source = _official_part(weights, (key, "encoder") if fallback else (key,))
-    return load_checked(model, sd, what=what, source=source)
+    return load_checked(VisionTransformer(cfg), sd, what=what, source=source)
 
 
 def load_predictor(
@@ -134,13 +180,14 @@ def load_predictor(
     """The pre-training predictor ``preset`` (named after its encoder) from the ``predictor`` entry or HF folder.
 
     For an HF folder the preset's ``img_size`` must equal the folder's ``crop_size``, which sets the grid that
-    decodes target positions (e.g. ``vit_giant_384`` for ``vjepa2-vitg-fpc64-384``).
+    decodes target positions (e.g. ``vit_giant_384`` for ``vjepa2-vitg-fpc64-384``). ``pretrained=True`` takes the
+    packaged or released weights of ``preset``, as :func:`load_encoder` does.
     """
+    preset, weights, _, packaged = _named(preset, weights, pretrained)
     cfg, what = _resolve(preset, PredictorConfig, predictor_config, "predictor")
     model = Predictor(cfg)
-    packaged = _packaged(preset, weights, pretrained, "predictor")
     if packaged is not None:
-        return load_checked(model, packaged[0], what=what, source=packaged[1])
+        return load_checked(model, packaged["predictor"][0], what=what, source=packaged["predictor"][1])
     if weights is None:
         return model
     folder = hf_folder(weights)
@@ -152,8 +199,15 @@ def load_predictor(
     return load_checked(model, sd, what=what, source=source)
 
 
-def load_ac_predictor(preset: str | ACPredictorConfig, weights: str | Path | None = None) -> ACPredictor:
-    """The V-JEPA 2-AC predictor ``preset`` from the ``predictor`` entry of ``vjepa2-ac-vitg.pt`` (or random)."""
+def load_ac_predictor(
+    preset: str | ACPredictorConfig, weights: str | Path | None = None, pretrained: bool = False
+) -> ACPredictor:
+    """The V-JEPA 2-AC predictor ``preset`` from the ``predictor`` entry of ``vjepa2-ac-vitg.pt`` (or random);
+    ``pretrained=True`` downloads that file once (``load_ac_predictor("ac_vit_giant", pretrained=True)``)."""
+    if pretrained:
+        if weights is not None:
+            raise WeightsError(f"give either weights ({weights}) or pretrained=True, not both")
+        weights = fetch(preset)
     cfg, what = _resolve(preset, ACPredictorConfig, ac_predictor_config, "AC predictor")
     model = ACPredictor(cfg)
     if weights is None:
