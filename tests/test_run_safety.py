@@ -231,3 +231,12 @@ def test_trajectories_follow_the_umask(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_safetensors_outputs_follow_the_umask(tmp_path):
+    from vjepa2.weights import load_encoder, save_hf
+
+    folder = save_hf(tmp_path / "hf", encoder=load_encoder("vit_test"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask

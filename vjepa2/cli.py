@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vjepa2.config import ENCODER_PRESETS
-from vjepa2.outputs import add_overwrite_arg, check_output
+from vjepa2.outputs import add_overwrite_arg, check_output, follow_umask
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,7 @@ def embed(args: argparse.Namespace) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file(feats, str(args.out), metadata=_metadata(args, info, failed))
+    follow_umask(args.out)
     print(f"{len(feats)} ok, {len(failed)} failed -> {args.out} ({seconds:.2f} s per clip on {device})")
     return 1 if failed else 0
 

@@ -33,5 +33,17 @@ def check_output(
     return out
 
 
+def umask_mode() -> int:
+    """The permissions a new file gets under this process's umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the umask's permissions (writers such as safetensors create files 0600)."""
+    os.chmod(path, umask_mode())
+
+
 def add_overwrite_arg(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")

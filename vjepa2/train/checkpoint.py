@@ -23,16 +23,11 @@ import numpy as np
 import torch
 
 from vjepa2.errors import UserError
+from vjepa2.outputs import umask_mode
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the file."""
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -41,7 +36,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _umask_mode())  # mkstemp creates 0600
+        os.fchmod(fd, umask_mode())  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vjepa2.config import ClassifierConfig, EncoderConfig, PredictorConfig
+from vjepa2.outputs import follow_umask
 from vjepa2.weights.checks import WeightsError
 from vjepa2.weights.hf_keys import ours_to_hf, part_of
 
@@ -335,5 +336,6 @@ def save_hf(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+    follow_umask(folder / WEIGHTS_FILE)
     (folder / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     return folder

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from vjepa2.outputs import follow_umask
 from vjepa2.weights.checks import WeightsError, WeightsNotFoundError
 
 PACKAGED: dict[str, str] = {"vjepa2_tiny": "vjepa2_tiny.safetensors"}  # preset name -> file in vjepa2/pretrained
@@ -81,4 +82,5 @@ def package_weights(checkpoint: str | Path, out: str | Path, metadata: dict[str,
     meta = {"step": int(ckpt["step"]), "config": ckpt.get("config"), **(metadata or {})}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata={"vjepa2": json.dumps(meta)})
+    follow_umask(out)
     return out
