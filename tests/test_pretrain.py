@@ -249,9 +249,9 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path, monkeypatch):
     batch_sizes = []
     forward = Student.forward
 
-    def counting(self, clips, masks, targets):
+    def counting(self, clips, masks, targets, **kwargs):
         batch_sizes.append(clips.shape[0])
-        return forward(self, clips, masks, targets)
+        return forward(self, clips, masks, targets, **kwargs)
 
     monkeypatch.setattr(Student, "forward", counting)
     data = [smooth_clip(seed) for seed in range(3)]

@@ -38,8 +38,8 @@ def test_non_finite_gradient_stops_before_the_optimiser_step(tmp_path, monkeypat
 
     real = objectives.Student.forward
 
-    def poisoned(self, clips, masks, targets):  # finite loss, inf gradient
-        loss = real(self, clips, masks, targets)
+    def poisoned(self, clips, masks, targets, **kwargs):  # finite loss, inf gradient
+        loss = real(self, clips, masks, targets, **kwargs)
         return loss + 0.0 * next(self.parameters()).sum() * torch.tensor(float("inf"))
 
     monkeypatch.setattr(objectives.Student, "forward", poisoned)

@@ -229,6 +229,7 @@ PREDICTOR_PRESETS: dict[str, PredictorConfig] = {
     "vjepa2_1_vit_large_384": PredictorConfig(embed_dim=1024, depth=12, out_dim=1664, **V21_PREDICTOR),
     "vjepa2_1_vit_giant_384": PredictorConfig(embed_dim=1408, depth=24, levels=4, out_dim=4 * 1408, **V21_PREDICTOR),
     "vjepa2_1_vit_gigantic_384": PredictorConfig(embed_dim=1664, depth=24, levels=4, out_dim=4 * 1664, **V21_PREDICTOR),
+    "vjepa2_1_pretrain": PredictorConfig(embed_dim=1024, depth=24, **V21_PREDICTOR),  # train_2_1 configs: 24 x 384
     "vjepa2_1_vit_test": PredictorConfig(
         embed_dim=48,
         pred_dim=24,

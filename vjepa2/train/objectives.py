@@ -17,13 +17,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from vjepa2.models.predictor import gather_tokens
+from vjepa2.train.dense import V21Section, distance_weights, level_norm, weighted_l1
 
 MaskPairs = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
-def teacher_targets(target_encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """Layer-normed teacher features of the full clips ``[B, 3, T, H, W]`` -> ``[B, N, D]`` (no grad)."""
+def teacher_targets(target_encoder: nn.Module, clips: torch.Tensor, levels: int = 1) -> torch.Tensor:
+    """Layer-normed teacher features of the full clips ``[B, 3, T, H, W]`` -> ``[B, N, D]`` (no grad); with
+    ``levels`` > 1 (2.1 deep supervision) the hierarchical levels ``[B, N, levels * D]``, each normed alone."""
     with torch.no_grad():
+        if levels > 1:
+            return level_norm(target_encoder(clips, hierarchical=True), levels)
         h = target_encoder(clips)
         return F.layer_norm(h, (h.shape[-1],))
 
@@ -83,23 +87,70 @@ def pixel_loss(
     return torch.stack(losses).mean()
 
 
+def jepa21_loss(
+    encoder: nn.Module,
+    predictor: nn.Module,
+    targets: torch.Tensor,
+    clips: torch.Tensor,
+    masks: MaskPairs,
+    v21: V21Section,
+    context_weight: float,
+    grid: tuple[int, int, int],
+    image: bool = False,
+    token_per_config: bool = False,
+) -> torch.Tensor:
+    """The V-JEPA 2.1 loss (:mod:`vjepa2.train.dense`): L1 on the target tokens plus ``context_weight`` times the
+    (distance-weighted) L1 on the context tokens, on every level with deep supervision; averaged over configs."""
+    losses = []
+    for i, (ctx, tgt) in enumerate(masks):
+        z = encoder(clips, ctx, hierarchical=v21.deep_supervision)
+        out = predictor(z, ctx, tgt, mask_index=i if token_per_config else 0, mod="image" if image else "video")
+        pred, pred_ctx = out if isinstance(out, tuple) else (out, None)
+        loss = weighted_l1(pred, gather_tokens(targets, tgt), None)
+        if pred_ctx is not None and context_weight > 0:
+            weights = distance_weights(ctx, tgt, grid) if v21.distance_weighting else None
+            loss = loss + context_weight * weighted_l1(pred_ctx, gather_tokens(targets, ctx), weights)
+        losses.append(loss)
+    return torch.stack(losses).mean()
+
+
 class Student(nn.Module):
     """Context encoder + predictor as one module whose forward returns the loss over all mask configs.
 
     Several mask configs mean several encoder/predictor passes per step; doing them inside one ``forward`` lets
-    DDP/FSDP see a single forward per backward (the role of the official ``MultiSeqWrapper``).
+    DDP/FSDP see a single forward per backward (the role of the official ``MultiSeqWrapper``). With any V-JEPA 2.1
+    switch on (``v21``), the loss is :func:`jepa21_loss`.
     """
 
     def __init__(
-        self, encoder: nn.Module, predictor: nn.Module, objective: str = "jepa", token_per_config: bool = False
+        self,
+        encoder: nn.Module,
+        predictor: nn.Module,
+        objective: str = "jepa",
+        token_per_config: bool = False,
+        v21: V21Section | None = None,
     ):
         super().__init__()
         self.encoder, self.predictor = encoder, predictor
         self.objective, self.token_per_config = objective, token_per_config
+        self.v21 = v21 or V21Section()
 
-    def forward(self, clips: torch.Tensor, masks: MaskPairs, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        clips: torch.Tensor,
+        masks: MaskPairs,
+        targets: torch.Tensor,
+        context_weight: float = 0.0,
+        grid: tuple[int, int, int] | None = None,
+        image: bool = False,
+    ) -> torch.Tensor:
         if self.objective == "pixel":
             return pixel_loss(self.encoder, self.predictor, targets, clips, masks, self.token_per_config)
+        if self.v21.enabled:
+            return jepa21_loss(
+                self.encoder, self.predictor, targets, clips, masks, self.v21, context_weight, grid, image,
+                self.token_per_config,
+            )  # fmt: skip
         return jepa_loss(self.encoder, self.predictor, targets, clips, masks, self.token_per_config)
 
 

@@ -28,6 +28,7 @@ from vjepa2.models import Predictor, VisionTransformer
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.checkpoint import atomic_save, load_checkpoint, load_resume, rng_state, set_rng_state
 from vjepa2.train.config import add_config_args, check_choices, check_fields, run_training, save_config, to_dict
+from vjepa2.train.dense import V21Section, context_weight
 from vjepa2.train.ema import ema_update
 from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
@@ -40,7 +41,7 @@ from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, war
 class ModelSection:
     encoder: str = "vit_large"  # encoder preset
     predictor: str | None = None  # predictor preset (default: the encoder's name)
-    rope_layout: Literal["tiled", "interleaved"] = "tiled"
+    rope_layout: Literal["tiled", "interleaved"] | None = None  # None: the encoder preset's layout
     activation_checkpointing: bool = False
     mask_token_per_config: bool = False  # official: every mask config uses mask token 0; True: token i for config i
 
@@ -103,6 +104,7 @@ class PretrainConfig:
     masks: tuple[MaskConfig, ...] = OFFICIAL_MASKS
     optim: OptimSection = field(default_factory=OptimSection)
     run: RunSection = field(default_factory=RunSection)
+    v21: V21Section = field(default_factory=V21Section)  # V-JEPA 2.1 switches (vjepa2/train/dense.py); off: 2.0
 
     def __post_init__(self) -> None:
         d, o, r = self.data, self.optim, self.run
@@ -124,6 +126,17 @@ class PretrainConfig:
         if not self.masks:
             raise ConfigError("masks: at least one mask config is needed")
         enc = encoder_config(self.model.encoder)
+        v = self.v21
+        check_fields("v21", v, ">=0", "context_loss", "context_ramp", "image_every")
+        check_fields("v21", v, ">=1", "image_blocks")
+        if v.deep_supervision and not enc.hierarchical_layers:
+            raise ConfigError(
+                f"v21.deep_supervision needs an encoder with hierarchical layers, not {self.model.encoder}"
+            )
+        if v.image_every and not enc.image_tokenizer:
+            raise ConfigError(f"v21.image_every needs an encoder with an image tokenizer, not {self.model.encoder}")
+        if v.enabled and self.run.objective != "jepa":
+            raise ConfigError("the v21 switches apply to run.objective=jepa")
         if d.crop % enc.patch_size or d.frames < enc.tubelet_size:
             raise ConfigError(
                 f"data.crop={d.crop} must be a multiple of the patch size {enc.patch_size} and data.frames={d.frames} "
@@ -142,8 +155,12 @@ class TrainState:
 
 def build_models(cfg: PretrainConfig) -> tuple[VisionTransformer, Predictor, VisionTransformer]:
     """Context encoder, predictor (its grid at the training crop) and a frozen copy of the encoder as teacher."""
-    enc_cfg = encoder_config(cfg.model.encoder, rope_layout=cfg.model.rope_layout)
+    layout = {"rope_layout": cfg.model.rope_layout} if cfg.model.rope_layout else {}
+    enc_cfg = encoder_config(cfg.model.encoder, **layout)
+    levels = len(enc_cfg.hierarchical_layers) if cfg.v21.deep_supervision else 1
     out_dim = 3 * enc_cfg.tubelet_size * enc_cfg.patch_size**2 if cfg.run.objective == "pixel" else None
+    if levels > 1:
+        out_dim = levels * enc_cfg.embed_dim
     pred_cfg = predictor_config(
         cfg.model.predictor or cfg.model.encoder,
         embed_dim=enc_cfg.embed_dim,
@@ -151,9 +168,12 @@ def build_models(cfg: PretrainConfig) -> tuple[VisionTransformer, Predictor, Vis
         tubelet_size=enc_cfg.tubelet_size,
         img_size=cfg.data.crop,
         num_frames=cfg.data.frames,
-        rope_layout=cfg.model.rope_layout,
+        rope_layout=enc_cfg.rope_layout,
         out_dim=out_dim,
         num_mask_tokens=max(10, len(cfg.masks)),
+        levels=levels,
+        return_context=cfg.v21.context_loss > 0,
+        modality_embedding=enc_cfg.modality_embedding,
     )
     encoder, predictor = VisionTransformer(enc_cfg), Predictor(pred_cfg)
     encoder.grad_checkpointing = predictor.grad_checkpointing = cfg.model.activation_checkpointing
@@ -175,7 +195,8 @@ def param_groups(*modules: nn.Module) -> list[dict[str, Any]]:
 
 def build_state(cfg: PretrainConfig, world: dist_utils.World) -> TrainState:
     encoder, predictor, target = build_models(cfg)
-    student = Student(encoder, predictor, cfg.run.objective, cfg.model.mask_token_per_config).to(world.device)
+    student = Student(encoder, predictor, cfg.run.objective, cfg.model.mask_token_per_config, cfg.v21)
+    student = student.to(world.device)
     target = target.to(world.device)
     strategy = cfg.run.strategy
     student = dist_utils.wrap(student, world, strategy, find_unused=True)  # spare mask tokens get no grad
@@ -205,6 +226,19 @@ def schedule_values(cfg: OptimSection, step: int) -> dict[str, float]:
     return {"lr": lr, "wd": wd, "ema": ema}
 
 
+def is_image_step(cfg: PretrainConfig, step: int) -> bool:
+    """V-JEPA 2.1 image steps: every ``v21.image_every``-th step trains on single frames."""
+    return cfg.v21.image_every > 0 and step % cfg.v21.image_every == 0
+
+
+def step_grid(cfg: PretrainConfig, step: int) -> tuple[int, int, int]:
+    """The token grid of ``step``'s clips (``T = 1`` on image steps)."""
+    enc_cfg = encoder_config(cfg.model.encoder)
+    if is_image_step(cfg, step):
+        return token_grid(1, cfg.data.crop, enc_cfg.patch_size, 1)
+    return token_grid(cfg.data.frames, cfg.data.crop, enc_cfg.patch_size, enc_cfg.tubelet_size)
+
+
 def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: torch.device) -> list:
     """This rank's masks for ``step``: one ``(context, target)`` pair per mask config, a function of seed and step.
 
@@ -214,14 +248,16 @@ def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: 
     several groups truncates once more to their minimum. One process with the whole batch in one group is the
     previous behaviour.
     """
-    enc_cfg = encoder_config(cfg.model.encoder)
-    grid = token_grid(cfg.data.frames, cfg.data.crop, enc_cfg.patch_size, enc_cfg.tubelet_size)
+    grid = step_grid(cfg, step)
+    configs = cfg.masks
+    if is_image_step(cfg, step):  # the official image mask: blocks at 0.15 on the single-frame grid
+        configs = (MaskConfig(spatial_scale=(0.15, 0.15), num_blocks=cfg.v21.image_blocks),)
     gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step)
     batch, group = cfg.data.batch_size, cfg.data.mask_group
     order = [i for r in range(world.size) for i in range(r, batch, world.size)]  # rank-major sample order
     mine = order[world.rank * (batch // world.size) : (world.rank + 1) * (batch // world.size)]
     out = []
-    for mask_cfg in cfg.masks:  # all configs share the block-size seed; positions continue one generator
+    for mask_cfg in configs:  # all configs share the block-size seed; positions continue one generator
         ctx, tgt = sample_lists(mask_cfg, grid, batch, cfg.run.seed + step, gen)
         k_ctx, k_tgt = {}, {}
         for start in range(0, batch, group):
@@ -253,6 +289,11 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
         if not group.get("wd_exclude"):
             group["weight_decay"] = values["wd"]
     masks = step_masks(cfg, state.step, world, clips.device)
+    image = is_image_step(cfg, state.step)
+    if image:
+        clips = clips[:, :, :1]  # the first frames, through the image tokenizer
+    extra = {"context_weight": context_weight(cfg.v21, state.step), "grid": step_grid(cfg, state.step), "image": image}
+    levels = dist_utils.unwrap(state.student).predictor.cfg.levels
     accum = cfg.optim.grad_accum
     chunks = clips.chunk(accum)
     total, std = torch.zeros((), device=clips.device), 0.0
@@ -263,9 +304,9 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
                 enc = dist_utils.unwrap(state.target).cfg
                 targets = pixel_targets(chunk, enc.patch_size, enc.tubelet_size)
             else:
-                targets = teacher_targets(state.target, chunk)
+                targets = teacher_targets(state.target, chunk, levels)
                 std += feature_std(targets) / len(chunks)
-            loss = state.student(chunk, sub, targets)
+            loss = state.student(chunk, sub, targets, **extra)
             state.scaler.scale(loss / len(chunks)).backward()
         total += loss.detach() / len(chunks)
     check_finite(state.step, total, state.student)
