@@ -46,6 +46,35 @@ def test_pretrained_by_name_downloads_once_into_the_torch_hub_cache(served, tmp_
     assert load_encoder("tiny_hub", pretrained=True) is not None  # the hub entry name works too
 
 
+def test_a_released_probe_loads_by_name(tmp_path, monkeypatch):
+    from vjepa2.config import ClassifierConfig
+    from vjepa2.models import AttentiveClassifier
+    from vjepa2.weights import load_classifier, save_official
+
+    root = tmp_path / "www" / "evals"
+    root.mkdir(parents=True)
+    torch.manual_seed(0)
+    probe = AttentiveClassifier(ClassifierConfig(embed_dim=48, num_heads=16, depth=2, num_classes=5))
+    save_official(root / "tiny-probe.pt", classifiers=[probe])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("VJEPA2_WEIGHTS_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    rel = hub.Release("tiny-probe", "evals/tiny-probe.pt", "tiny-probe", None, "probe", "vit_test", kind="probe")
+    monkeypatch.setattr(hub, "RELEASES", (*hub.RELEASES, rel))
+    import vjepa2.weights.load as load_module
+
+    monkeypatch.setattr(load_module, "RELEASES", hub.RELEASES)
+    try:
+        loaded = load_classifier("tiny-probe")
+    finally:
+        server.shutdown()
+    assert (
+        loaded.cfg.heads == (5,) and (tmp_path / "torch" / "hub" / "checkpoints" / "evals" / "tiny-probe.pt").is_file()
+    )
+
+
 def test_damaged_cache_is_reported(served, tmp_path):
     load_encoder("vit_test", pretrained=True)
     cached = tmp_path / "torch" / "hub" / "checkpoints" / "tiny.pt"
@@ -78,7 +107,10 @@ def test_every_release_names_a_preset_and_a_url():
     from vjepa2.config import AC_PREDICTOR_PRESETS, ENCODER_PRESETS
 
     for rel in hub.RELEASES:
-        assert rel.preset in ENCODER_PRESETS or rel.preset in AC_PREDICTOR_PRESETS
+        if rel.kind == "probe":
+            assert rel.encoder in ENCODER_PRESETS and rel.file.startswith("evals/")
+        else:
+            assert rel.preset in ENCODER_PRESETS or rel.preset in AC_PREDICTOR_PRESETS
         assert rel.url.startswith("https://dl.fbaipublicfiles.com/vjepa2/") and rel.url.endswith(".pt")
 
 

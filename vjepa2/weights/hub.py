@@ -31,8 +31,9 @@ class Release:
     hub: str  # the official torch.hub entry
     hf: str | None  # Hugging Face repository
     params: str
-    encoder: str | None = None  # the encoder preset when ``preset`` is not one (AC)
+    encoder: str | None = None  # the encoder preset when ``preset`` is not one (AC, probes)
     key: str = "target_encoder"  # the encoder entry
+    kind: str = "encoder"  # encoder | ac | probe
 
     @property
     def url(self) -> str:
@@ -44,13 +45,23 @@ RELEASES: tuple[Release, ...] = (
     Release("vit_huge", "vith.pt", "vjepa2_vit_huge", "facebook/vjepa2-vith-fpc64-256", "600M"),
     Release("vit_giant", "vitg.pt", "vjepa2_vit_giant", "facebook/vjepa2-vitg-fpc64-256", "1B"),
     Release("vit_giant_384", "vitg-384.pt", "vjepa2_vit_giant_384", "facebook/vjepa2-vitg-fpc64-384", "1B"),
-    Release("ac_vit_giant", "vjepa2-ac-vitg.pt", "vjepa2_ac_vit_giant", None, "1B + 305M", "vit_giant", "encoder"),
+    Release("ac_vit_giant", "vjepa2-ac-vitg.pt", "vjepa2_ac_vit_giant", None, "1B + 305M", "vit_giant", "encoder",
+            "ac"),
     Release("vjepa2_1_vit_base_384", "vjepa2_1_vitb_dist_vitG_384.pt", "vjepa2_1_vit_base_384", None, "80M",
             key="ema_encoder"),
     Release("vjepa2_1_vit_large_384", "vjepa2_1_vitl_dist_vitG_384.pt", "vjepa2_1_vit_large_384", None, "300M",
             key="ema_encoder"),
     Release("vjepa2_1_vit_giant_384", "vjepa2_1_vitg_384.pt", "vjepa2_1_vit_giant_384", None, "1B"),
     Release("vjepa2_1_vit_gigantic_384", "vjepa2_1_vitG_384.pt", "vjepa2_1_vit_gigantic_384", None, "2B"),
+    # attentive probes of the paper (official evals/), each on the frozen encoder named in ``encoder``
+    *(
+        Release(name, f"evals/{name}.pt", name, None, "probe", enc, kind="probe")
+        for name, enc in (
+            ("ssv2-vitl-16x2x3", "vit_large"), ("diving48-vitl-256", "vit_large"), ("ek100-vitl-256", "vit_large"),
+            ("ssv2-vitg-384-64x2x3", "vit_giant_384"), ("diving48-vitg-384-32x4x3", "vit_giant_384"),
+            ("ek100-vitg-384", "vit_giant_384"),
+        )
+    ),
 )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from vjepa2.weights.hf import (
     read_hf_weights,
 )
 from vjepa2.weights.hf_keys import hf_to_ours
-from vjepa2.weights.hub import fetch, hf_snapshot, release
+from vjepa2.weights.hub import RELEASES, fetch, hf_snapshot, release
 from vjepa2.weights.official import classifier_from_official, clean_state_dict, pick_entry, read_checkpoint
 from vjepa2.weights.packaged import PACKAGED, packaged_path, read_packaged
 
@@ -274,7 +274,8 @@ def load_classifier(
 
     Args:
         weights: an official probe ``.pt`` (``classifiers`` list, incl. the 3-query EK100 probe whose
-            verb/noun/action heads become ``heads.0/1/2``) or an HF ``VJEPA2ForVideoClassification`` folder.
+            verb/noun/action heads become ``heads.0/1/2``), an HF ``VJEPA2ForVideoClassification`` folder, or the
+            name of a released probe (``"ssv2-vitl-16x2x3"``, ...: downloaded once, see ``vjepa2 weights list``).
         index: which entry of the official ``classifiers`` list (the official evals train several heads).
         num_heads: attention heads (default: 16 for official probes, the config's for HF folders). HF runs its
             pooler with the encoder's heads, so HF's ViT-g classifiers use 22 where the official ViT-g probes were
@@ -285,6 +286,8 @@ def load_classifier(
     Returns:
         An :class:`AttentiveClassifier` mapping tokens ``[B, N, D]`` to logits ``[B, C]`` (a list for EK100).
     """
+    if not Path(str(weights)).exists() and any(r.preset == weights and r.kind == "probe" for r in RELEASES):
+        weights = fetch(str(weights))  # a released probe by name, e.g. "ssv2-vitl-16x2x3"
     folder = hf_folder(weights)
     if folder is not None:
         hf_cfg, sd, source = _hf_part(folder, "classifier")
