@@ -172,3 +172,14 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path):
 def test_collect_rejects_negative_counts(tmp_path, capsys):
     assert main(["collect", "--env", "wall", "--episodes", "-1", "--out", str(tmp_path)]) == 2
     assert "--episodes >= 1" in capsys.readouterr().err
+
+
+def test_version_and_show_config(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("vjepa2 ")
+    extra = {"probe": ["data.train=a.csv", "data.val=b.csv"]}
+    for command in ("pretrain", "train-ac", "probe"):
+        assert main([command, "--show-config", "run.out=somewhere", *extra.get(command, [])]) == 0
+        out = capsys.readouterr().out
+        assert "run:" in out and "out: somewhere" in out

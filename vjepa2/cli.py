@@ -256,13 +256,25 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vjepa2")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s arguments are added (and its module imported)."""
     parser = argparse.ArgumentParser(prog="vjepa2", description="V-JEPA 2: video features, pretraining, planning.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
+    parser.add_argument("--version", action="version", version=f"vjepa2 {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(
+            name, help=cmd.help, description=cmd.help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
         if name == command:
             _resolve(cmd.add_args)(p)
     return parser

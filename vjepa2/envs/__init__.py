@@ -44,6 +44,7 @@ BENCHMARK_ENVS: dict[str, str] = {
     "pusht": "vjepa2/PushT-v0",
 }
 ENVS: dict[str, str] = {**FRANKA_ENVS, **BENCHMARK_ENVS}
+BENCHMARK_EPISODE_STEPS: dict[str, int] = {"vjepa2/Wall-v0": 100, "vjepa2/WallRandom-v0": 100, "vjepa2/PushT-v0": 200}
 BENCHMARK_SPECS: dict[str, tuple[str, dict[str, Any]]] = {  # Gymnasium id -> entry point, kwargs
     "vjepa2/Wall-v0": ("vjepa2.envs.wall:WallEnv", {"random_wall": False}),
     "vjepa2/WallRandom-v0": ("vjepa2.envs.wall:WallEnv", {"random_wall": True}),
@@ -86,7 +87,8 @@ def register_envs() -> None:
             )
     for gym_id, (entry_point, kwargs) in BENCHMARK_SPECS.items():
         if gym_id not in gym.registry:
-            gym.register(gym_id, entry_point=entry_point, kwargs=kwargs)
+            steps = BENCHMARK_EPISODE_STEPS[gym_id]
+            gym.register(gym_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=steps)
 
 
 def env_id(name: str) -> str:

@@ -87,9 +87,14 @@ class PushTEnv(_GymPushT):
     action_bound = ("box", 1.0)  # the action set: CEM variant and radius
     proprio_step = staticmethod(proprio_step)
 
-    def __init__(self, image_size: int = 64, max_episode_steps: int = 200) -> None:
-        super().__init__(obs_type="state", render_mode="rgb_array", observation_width=image_size,
-                         observation_height=image_size)  # fmt: skip
+    def __init__(
+        self, image_size: int = 64, max_episode_steps: int = 200, render_mode: str | None = "rgb_array"
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' (or None), got {render_mode!r}")
+        super().__init__(
+            obs_type="state", render_mode="rgb_array", observation_width=image_size, observation_height=image_size
+        )  # frames are the observation: always rendered
         self.image_size, self.max_episode_steps = image_size, max_episode_steps
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.observation_space = gym.spaces.Dict(

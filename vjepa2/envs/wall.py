@@ -122,12 +122,20 @@ class WallEnv(gym.Env):
     action_bound = ("l2", MAX_ACTION)  # the action set: CEM variant and radius
     proprio_step = staticmethod(proprio_step)
 
-    def __init__(self, image_size: int = 64, random_wall: bool = False, max_episode_steps: int = 100) -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        random_wall: bool = False,
+        max_episode_steps: int = 100,
+        render_mode: str | None = "rgb_array",
+    ) -> None:
         super().__init__()
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {image_size}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' (or None), got {render_mode!r}")
         self.image_size, self.random_wall, self.max_episode_steps = image_size, random_wall, max_episode_steps
-        self.render_mode = "rgb_array"
+        self.render_mode = render_mode
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, (ACTION_DIM,), np.float32)
         self.observation_space = gym.spaces.Dict(
             {

@@ -45,7 +45,15 @@ def run_probe(args: argparse.Namespace) -> int:
     from vjepa2.train.config import load_config
 
     try:
-        run(load_config(ProbeRunConfig, args.config, args.overrides))
+        cfg = load_config(ProbeRunConfig, args.config, args.overrides)
+        if getattr(args, "show_config", False):
+            import yaml
+
+            from vjepa2.train.config import to_dict
+
+            print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+            return 0
+        run(cfg)
     except (ValueError, FileNotFoundError, ImportError, VideoReadError) as e:
         _log(f"error: {e}")
         return 2

@@ -160,6 +160,9 @@ def add_config_args(parser: Any) -> None:
     """``--config FILE`` and trailing ``key=value`` overrides (the arguments of every training command)."""
     parser.add_argument("--config", help="YAML file overriding the defaults (see configs/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
+    parser.add_argument(
+        "--show-config", action="store_true", help="print the resolved config (every section and key) and exit"
+    )
 
 
 def run_training(cls: type[T], train_fn: Any, args: Any) -> int:
@@ -167,6 +170,9 @@ def run_training(cls: type[T], train_fn: Any, args: Any) -> int:
     from vjepa2.train import distributed
 
     cfg = load_config(cls, args.config, args.overrides)
+    if getattr(args, "show_config", False):
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
     try:
         out = train_fn(cfg)
         distributed.cleanup(barrier=True)
