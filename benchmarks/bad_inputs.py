@@ -44,8 +44,8 @@ def fixtures(tmp: Path) -> None:
     import av
     from PIL import Image
 
-    from vjepa2.train.checkpoint import atomic_save
     from vjepa2.weights import load_encoder
+    from vjepa2.weights.files import atomic_save
 
     with av.open(str(tmp / "clip.mp4"), "w") as out:
         stream = out.add_stream("mpeg4", rate=10)

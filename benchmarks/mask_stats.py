@@ -50,7 +50,8 @@ def official_batch(rng: random.Random, cfg: dict, batch: int) -> tuple[list[int]
 def ours(step: int, cfg: dict, world_size: int, group: int, batch: int) -> tuple[list[int], list[int]]:
     from vjepa2.masks import MaskConfig
     from vjepa2.train.distributed import World
-    from vjepa2.train.pretrain import DataSection, ModelSection, PretrainConfig, step_masks
+    from vjepa2.train.pretrain import step_masks
+    from vjepa2.train.pretrain_config import DataSection, ModelSection, PretrainConfig
 
     pc = PretrainConfig(
         model=ModelSection(encoder="vit_large"),

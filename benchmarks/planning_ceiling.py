@@ -28,11 +28,11 @@ from vjepa2.config import encoder_config
 from vjepa2.data.augment import gaussian_blur
 from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
+from vjepa2.models.encode import encode_frames
 from vjepa2.plan.cem import project_l1_ball
 from vjepa2.plan.energy import smoothed_l1_energy
 from vjepa2.plan.mpc import default_preprocess
 from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
-from vjepa2.plan.world_model import encode_frames
 from vjepa2.weights import load_encoder
 
 

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 
+from vjepa2.config_io import load_config
 from vjepa2.data.synthetic import SyntheticVideoDataset, split_seeds
 from vjepa2.eval.features import extract_features
 from vjepa2.eval.probe import ProbeConfig, train_probes
 from vjepa2.models import VisionTransformer
-from vjepa2.train.checkpoint import load_checkpoint
-from vjepa2.train.config import load_config
-from vjepa2.train.pretrain import PretrainConfig, build_models, train
+from vjepa2.train.pretrain import build_models, train
+from vjepa2.train.pretrain_config import PretrainConfig
 from vjepa2.weights import load_encoder
+from vjepa2.weights.files import load_checkpoint
 
 CONFIG = Path(__file__).parent.parent / "configs/pretrain/tiny-synthetic.yaml"
 ENCODERS = {"jepa": ("V-JEPA (target encoder)", "target_encoder"), "pixel": ("pixel reconstruction", "encoder")}

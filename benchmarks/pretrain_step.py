@@ -22,16 +22,9 @@ from transformers import VJEPA2Config, VJEPA2Model
 
 from vjepa2.train.distributed import World
 from vjepa2.train.ema import ema_update
-from vjepa2.train.pretrain import (
-    DataSection,
-    ModelSection,
-    OptimSection,
-    PretrainConfig,
-    RunSection,
-    build_state,
-    step_masks,
-)
+from vjepa2.train.pretrain import build_state, step_masks
 from vjepa2.train.pretrain import train_step as our_step
+from vjepa2.train.pretrain_config import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection
 from vjepa2.weights import ours_to_hf
 
 

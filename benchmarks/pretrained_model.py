@@ -100,32 +100,38 @@ def main() -> None:
     parser.add_argument("--test-clips", type=int, default=1000)
     parser.add_argument("--probe-depth", type=int, default=1, help="1: V-JEPA 1's single cross-attention block")
     parser.add_argument("--probe-epochs", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("runs/pretrained-model.json"))
+    parser.add_argument("--out", type=Path, default=Path("runs/pretrained-model.json"),
+                        help="rows already in this file are kept and not measured again (a curve grows run by run)")
     parser.add_argument("--plot", type=Path, help="PNG of accuracy against the number in each encoder's name")
     args = parser.parse_args()
     models = encoders(args.encoders, args.preset)
     probe = ProbeConfig(depth=args.probe_depth, num_heads=3, epochs=args.probe_epochs, batch_size=64, dtype="bf16")
-    rows = []
+    rows = json.loads(args.out.read_text()) if args.out.exists() else []
     for task in args.tasks:
+        todo = [name for name in models if not any(r["task"] == task and r["encoder"] == name for r in rows)]
+        if not todo:
+            continue
         train, y_train = task_data(task, "train", args.train_clips, args.frames, args.size)
         test, y_test = task_data(task, "test", args.test_clips, args.frames, args.size)
         classes = int(max(y_train.max(), y_test.max())) + 1
         majority = float(torch.bincount(y_test, minlength=classes).max()) / len(y_test)
-        for name, enc in models.items():
+        for name in todo:
             torch.manual_seed(0)
-            result = train_probes(features(enc, train), y_train, features(enc, test), y_test, classes, probe)
+            result = train_probes(features(models[name], train), y_train, features(models[name], test), y_test,
+                                  classes, probe)  # fmt: skip
             rows.append({"task": task, "encoder": name, "accuracy": result.accuracy, "majority": majority})
             print(f"{task:>10}  {name:>24}  {100 * result.accuracy:.1f}%", flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(rows, indent=1))
     print(f"\nprobe: {probe}; {args.train_clips} train / {args.test_clips} test clips, {args.frames} frames at "
           f"{args.size} px\n")  # fmt: skip
     print("| encoder | " + " | ".join(args.tasks) + " |\n|---|" + "---|" * len(args.tasks))
-    for name in models:
-        cells = [next(100 * r["accuracy"] for r in rows if r["task"] == t and r["encoder"] == name) for t in args.tasks]
-        print(f"| {name} | " + " | ".join(f"{c:.1f}%" for c in cells) + " |")
+    for name in dict.fromkeys(r["encoder"] for r in rows):
+        cells = [next((f"{100 * r['accuracy']:.1f}%" for r in rows if r["task"] == t and r["encoder"] == name), "")
+                 for t in args.tasks]  # fmt: skip
+        print(f"| {name} | " + " | ".join(cells) + " |")
     majority = [next(100 * r["majority"] for r in rows if r["task"] == t) for t in args.tasks]
     print("| majority class | " + " | ".join(f"{c:.1f}%" for c in majority) + " |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1))
     if args.plot:
         plot(rows, args.tasks, args.plot)
 

@@ -23,16 +23,18 @@ from pathlib import Path
 
 import torch
 
+from vjepa2.config_io import from_dict
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
 from vjepa2.eval.anticipation import AnticipationConfig, encode_anticipation, synthetic_anticipation, train_anticipation
 from vjepa2.eval.baselines import pool
+from vjepa2.eval.cache import resolve_weights
 from vjepa2.eval.curate import plot_report, retrieve
 from vjepa2.eval.evaluate import DataSection, EncoderSection, ProbeRunConfig, RunSection, evaluate
-from vjepa2.eval.features import extract_features, resolve_weights
+from vjepa2.eval.features import extract_features
 from vjepa2.eval.probe import ProbeConfig
-from vjepa2.train.checkpoint import load_checkpoint
-from vjepa2.train.config import from_dict
-from vjepa2.train.pretrain import PretrainConfig, build_models
+from vjepa2.train.pretrain import build_models
+from vjepa2.train.pretrain_config import PretrainConfig
+from vjepa2.weights.files import load_checkpoint
 
 # Two kinds of synthetic video for curation: one big object in the open, or a crowd of small objects behind a bar.
 KINDS = {

@@ -21,8 +21,9 @@ import argparse
 import torch
 
 from vjepa2.data.trajectories import TrajectoryClipDataset
+from vjepa2.models.encode import layer_norm
 from vjepa2.plan.load import load_world_model, read_checkpoint_info
-from vjepa2.plan.world_model import WorldModel, layer_norm
+from vjepa2.plan.world_model import WorldModel
 
 STEPS = (1, 2, 4)
 

@@ -14,19 +14,12 @@ from vjepa2.data.poses import poses_to_diffs
 from vjepa2.data.trajectories import load_trajectory, resize_transform
 from vjepa2.models import ACPredictor
 from vjepa2.plan.load import load_world_model, read_checkpoint_info
-from vjepa2.train.ac import (
-    ACDataSection,
-    ACModelSection,
-    ACOptimSection,
-    ACRunSection,
-    ACTrainConfig,
-    ac_losses,
-    train_ac,
-)
-from vjepa2.train.checkpoint import load_checkpoint
+from vjepa2.schedules import wsd_lr
+from vjepa2.train.ac import ac_losses, train_ac
+from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig
 from vjepa2.train.metrics import read_metrics
-from vjepa2.train.schedules import wsd_lr
 from vjepa2.weights import WeightsError, save_official
+from vjepa2.weights.files import load_checkpoint
 
 B, T, HW, D = 2, 4, 16, 48  # ac_vit_test at 64 px: a 4 x 4 grid of width 48
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vjepa2.train.ac import ACTrainConfig
-from vjepa2.train.config import load_config, save_config
-from vjepa2.train.pretrain import PretrainConfig
+from vjepa2.config_io import load_config, save_config
+from vjepa2.train.ac_config import ACTrainConfig
+from vjepa2.train.pretrain_config import PretrainConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "pretrain").glob("*.yaml"))
 AC_CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "ac").glob("*.yaml"))

@@ -8,8 +8,8 @@ import torch
 
 from vjepa2.data.mix import ClipBankDataset, bank_sources, prepare_mix
 from vjepa2.errors import UserError
-from vjepa2.train.checkpoint import atomic_save
 from vjepa2.weights import WeightsError, load_encoder, load_predictor
+from vjepa2.weights.files import atomic_save
 from vjepa2.weights.packaged import PACKAGED, package_weights, packaged_path, read_packaged
 
 
@@ -58,9 +58,10 @@ def test_bank_errors_name_the_file(tmp_path):
 
 
 def test_pretraining_on_a_mix_manifest(tmp_path):
-    from vjepa2.train.config import load_config
+    from vjepa2.config_io import load_config
     from vjepa2.train.metrics import read_metrics
-    from vjepa2.train.pretrain import PretrainConfig, train
+    from vjepa2.train.pretrain import train
+    from vjepa2.train.pretrain_config import PretrainConfig
 
     _bank(tmp_path / "a.npy", 4, frames=8)
     _bank(tmp_path / "b.npy", 3, frames=8)

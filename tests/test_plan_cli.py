@@ -17,10 +17,15 @@ pytest.importorskip("gymnasium")
 from PIL import Image  # noqa: E402
 
 from vjepa2.cli import COMMANDS, main  # noqa: E402
-from vjepa2.plan.cem import CEM_CPU, CEM_PAPER  # noqa: E402
-from vjepa2.plan.cli import TrueStateSim, cem_config, describe_cem, format_table, make_env  # noqa: E402
+from vjepa2.plan.cem import (  # noqa: E402
+    CEM_CPU,
+    CEM_PAPER,
+    cem_config,  # noqa: E402
+)
 from vjepa2.plan.protocol import HELD_OUT_SEED  # noqa: E402
-from vjepa2.train.ac import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig  # noqa: E402
+from vjepa2.plan.report import describe_cem, format_table  # noqa: E402
+from vjepa2.plan.tabletop import TrueStateSim, make_env  # noqa: E402
+from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -8,22 +8,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from vjepa2.train.checkpoint import atomic_save, load_checkpoint
+from vjepa2.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
 from vjepa2.train.distributed import World
 from vjepa2.train.ema import ema_update
 from vjepa2.train.metrics import read_metrics
-from vjepa2.train.pretrain import (
-    DataSection,
-    ModelSection,
-    OptimSection,
-    PretrainConfig,
-    RunSection,
-    build_models,
-    step_masks,
-    train,
-)
-from vjepa2.train.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
+from vjepa2.train.pretrain import build_models, step_masks, train
+from vjepa2.train.pretrain_config import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection
 from vjepa2.weights import load_encoder, load_predictor
+from vjepa2.weights.files import atomic_save, load_checkpoint
 
 
 def tiny_config(out, steps: int = 4, **run) -> PretrainConfig:
@@ -191,9 +183,9 @@ def test_cooldown_changes_frames_and_crop_from_a_checkpoint(tmp_path):
 
 
 def test_pretrain_on_video_files_skips_and_counts_corrupt_files(tmp_path):
+    from vjepa2.config_io import load_config
     from vjepa2.data.synthetic import WorldConfig, write_videos
-    from vjepa2.train.config import load_config
-    from vjepa2.train.pretrain import PretrainConfig
+    from vjepa2.train.pretrain_config import PretrainConfig
 
     csv = write_videos(tmp_path / "videos", n=6, seed0=0, config=WorldConfig(resolution=64, frames=12))
     (tmp_path / "videos" / "bad.mp4").write_bytes(b"\x00not a video" * 100)
@@ -276,7 +268,7 @@ def test_patch_8_encoder_gets_a_matching_predictor_and_mask_grid(tmp_path):
 
 def test_synthetic_world_options_reach_the_batches(tmp_path):
     """``data.world`` (here per-frame pixel noise) configures the built-in synthetic world; crop and frames win."""
-    from vjepa2.train.config import load_config
+    from vjepa2.config_io import load_config
     from vjepa2.train.data import synthetic_batches
 
     cfg = load_config(PretrainConfig, None, ["data.world.noise=0.1", "data.world.frames=16", "data.crop=64"])

@@ -8,7 +8,8 @@ import torch
 from tests.test_pretrain import clips, losses, tiny_config
 from vjepa2.errors import ConfigError
 from vjepa2.train.dense import V21Section, context_weight, distance_weights, level_norm, weighted_l1
-from vjepa2.train.pretrain import ModelSection, build_models, train
+from vjepa2.train.pretrain import build_models, train
+from vjepa2.train.pretrain_config import ModelSection
 
 
 def test_lambda_ramp_and_constant_cooldown():

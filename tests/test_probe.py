@@ -9,8 +9,9 @@ from PIL import Image
 
 from vjepa2.data.video import sample_indices
 from vjepa2.eval.baselines import knn_probe, linear_probe, pool
+from vjepa2.eval.cache import cached_features
 from vjepa2.eval.data import ClipSpec, DigitsSource, FileSource, load_source
-from vjepa2.eval.features import cached_features, encode_source, load_frozen_encoder
+from vjepa2.eval.features import encode_source, load_frozen_encoder
 from vjepa2.eval.probe import ProbeConfig, build_probe, predict, topk_accuracy, train_probes
 from vjepa2.eval.views import aggregate_views, segment_indices, spatial_views
 

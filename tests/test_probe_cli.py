@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from vjepa2.cli import main
+from vjepa2.config_io import load_config
 from vjepa2.eval.evaluate import ProbeRunConfig
-from vjepa2.train.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = [

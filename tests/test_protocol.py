@@ -131,8 +131,8 @@ def test_uniform_sampler_and_chunked_pose_fn():
 def _checkpoint(path: Path, action_dim: int, state_dim: int) -> Path:
     """A random tiny world model in the ``train-ac`` checkpoint layout."""
     from vjepa2.config import ac_predictor_config, encoder_config
+    from vjepa2.config_io import to_dict
     from vjepa2.models import ACPredictor, VisionTransformer
-    from vjepa2.train.config import to_dict
 
     enc = VisionTransformer(encoder_config("vit_test"))
     pred = ACPredictor(ac_predictor_config("ac_vit_test", action_dim=action_dim, state_dim=state_dim))

@@ -11,11 +11,12 @@ import torch
 from tests.test_pretrain import clips, tiny_config
 from vjepa2.errors import RunFolderError, TrainingDiverged
 from vjepa2.masks import MaskConfig, sample_lists, token_grid
-from vjepa2.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from vjepa2.train.distributed import World
 from vjepa2.train.metrics import read_metrics
-from vjepa2.train.pretrain import ModelSection, step_masks, train
+from vjepa2.train.pretrain import step_masks, train
+from vjepa2.train.pretrain_config import ModelSection
 from vjepa2.train.rundir import lock_run, release_run
+from vjepa2.weights.files import CheckpointError, atomic_save, load_checkpoint
 
 
 def _nan_after(batches, good: int):
@@ -201,9 +202,9 @@ def test_distributed_environment_is_validated(monkeypatch, env, message):
     ],
 )
 def test_config_values_are_checked_against_their_types_and_ranges(override, message):
+    from vjepa2.config_io import load_config
     from vjepa2.errors import ConfigError, UserError
-    from vjepa2.train.config import load_config
-    from vjepa2.train.pretrain import PretrainConfig
+    from vjepa2.train.pretrain_config import PretrainConfig
 
     with pytest.raises((ConfigError, UserError)) as err:
         load_config(PretrainConfig, None, [override])
@@ -211,9 +212,9 @@ def test_config_values_are_checked_against_their_types_and_ranges(override, mess
 
 
 def test_train_ac_config_values_are_checked():
+    from vjepa2.config_io import load_config
     from vjepa2.errors import ConfigError
-    from vjepa2.train.ac import ACTrainConfig
-    from vjepa2.train.config import load_config
+    from vjepa2.train.ac_config import ACTrainConfig
 
     cases = [("data.frames=1", "data.frames"), ("optim.auto_steps=-1", "optim.auto_steps"),
              ("run.dtype=fp16", "'fp16' is not one of"), ("data.batch_size=1.5", "an integer")]  # fmt: skip

@@ -18,11 +18,11 @@ from vjepa2.data.trajectories import (
     save_trajectory,
     stack_actions,
 )
-from vjepa2.train.ac import ACDataSection, ACModelSection, ACTrainConfig
+from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACTrainConfig
 from vjepa2.train.ac_data import data_dims
 from vjepa2.train.distributed import World
 from vjepa2.train.features import FeatureClipDataset, _cache_name
-from vjepa2.train.pretrain import DataSection, PretrainConfig
+from vjepa2.train.pretrain_config import DataSection, PretrainConfig
 
 T = 31
 

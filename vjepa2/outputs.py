@@ -43,7 +43,3 @@ def umask_mode() -> int:
 def follow_umask(path: str | os.PathLike) -> None:
     """Give ``path`` the umask's permissions (writers such as safetensors create files 0600)."""
     os.chmod(path, umask_mode())
-
-
-def add_overwrite_arg(parser) -> None:
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -28,7 +28,7 @@ from vjepa2.data.synthetic import SyntheticWorld, WorldConfig, split_seeds
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
 from vjepa2.data.video import list_media
 from vjepa2.errors import UserError
-from vjepa2.eval.features import cache_key
+from vjepa2.eval.cache import cache_key
 from vjepa2.eval.views import clip_views, read_segments
 
 # Scene distributions of the synthetic probe tasks: a motion task needs one moving object, an appearance task one

@@ -19,16 +19,9 @@ import torch
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
 from vjepa2.errors import UserError
 from vjepa2.eval.baselines import BaselineConfig, knn_probe, linear_probe, pool
+from vjepa2.eval.cache import cache_key, cached_features, resolve_weights, weights_id
 from vjepa2.eval.data import ClipSpec, Source, load_source
-from vjepa2.eval.features import (
-    cache_key,
-    cached_features,
-    encode_source,
-    load_frozen_encoder,
-    pick_device,
-    resolve_weights,
-    weights_id,
-)
+from vjepa2.eval.features import encode_source, load_frozen_encoder, pick_device
 from vjepa2.eval.probe import ProbeConfig, train_probes
 
 
@@ -153,7 +146,7 @@ def baseline_rows(
 
 def write_outputs(out: Path, cfg: ProbeRunConfig, model: Any, classes: list[str], results: dict, spec: ClipSpec):
     """``config.yaml``, ``results.json``, ``classes.txt`` and the best probe ``probe.pt`` (official layout)."""
-    from vjepa2.train.config import save_config
+    from vjepa2.config_io import save_config
     from vjepa2.weights import save_official
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,8 @@
-"""Frozen-encoder features for probes, computed once (batched, bf16 on CPU) and kept in memory or on disk.
-
-Also resolves what a user may pass as encoder weights: an official ``.pt``, a Hugging Face folder, or the folder of
-a ``vjepa2 pretrain`` run (its ``latest.pt``).
-"""
+"""Frozen-encoder features for probes, computed batched (bf16 on CPU); the on-disk cache is :mod:`.cache`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,7 +11,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from vjepa2.errors import UserError
+from vjepa2.eval.cache import resolve_weights
+from vjepa2.eval.data import clip_batches
 
 
 @torch.inference_mode()
@@ -45,44 +40,6 @@ def extract_features(
         out = torch.cat(out, dim=1) if isinstance(out, list) else out
         feats.append(out.to(device="cpu", dtype=out_dtype))
     return torch.cat(feats)
-
-
-def cached_features(path: str | Path, compute: Callable[[], Any]) -> Any:
-    """Load features from ``path`` if present, else ``compute()`` them and save (atomically) for next time."""
-    from vjepa2.train.checkpoint import atomic_save
-
-    path = Path(path)
-    if path.exists():
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise UserError(f"{path}: unreadable feature cache ({type(err).__name__}: {err}); delete it") from err
-    feats = compute()
-    atomic_save(feats, path)
-    return feats
-
-
-def cache_key(**parts: Any) -> str:
-    """A short stable hash of everything that determines a feature set (settings, weights file, data source)."""
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def resolve_weights(weights: str | Path | None) -> Path | None:
-    """``weights`` as a loadable path: a ``vjepa2 pretrain`` run folder becomes its ``latest.pt``."""
-    if weights is None:
-        return None
-    path = Path(weights)
-    if path.is_dir() and not (path / "config.json").exists() and (path / "latest.pt").exists():
-        return path / "latest.pt"
-    return path
-
-
-def weights_id(weights: Path | None) -> str:
-    """Identity of a weights file for cache keys: path, size and modification time (``"random"`` for None)."""
-    if weights is None:
-        return "random"
-    stat = weights.stat()
-    return f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def load_frozen_encoder(
@@ -119,7 +76,6 @@ def encode_source(
     Each of the ``S`` segments x ``V`` views of an item is encoded alone; a view's probe input is the tokens of all
     its segments (and of all ``L`` ``out_layers``) concatenated.
     """
-    from vjepa2.eval.data import clip_batches
     from vjepa2.eval.views import aggregate_views
 
     batches = clip_batches(source, spec, batch_size, num_workers)

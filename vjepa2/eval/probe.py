@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vjepa2.config import ClassifierConfig
 from vjepa2.errors import UserError
 from vjepa2.models import AttentiveClassifier
-from vjepa2.train.schedules import warmup_cosine_lr
+from vjepa2.schedules import warmup_cosine_lr
 
 Output = torch.Tensor | list[torch.Tensor]
 

@@ -28,7 +28,7 @@ lowest-energy sample seen instead. The energy is called once per iteration with 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -291,3 +291,12 @@ def plan(
         "std": std,
     }
     return (best if cfg.output == "best" else _finalize(mean, cfg)), info
+
+CEM_PRESETS: dict[str, CEMConfig] = {"paper": CEM_PAPER, "notebook": CEM_NOTEBOOK, "cpu": CEM_CPU, "tiny": CEM_TINY}
+
+
+def cem_config(preset: str, **overrides: Any) -> CEMConfig:
+    """The CEM preset ``preset`` with the overrides that are not None (e.g. ``samples=64``)."""
+    if preset not in CEM_PRESETS:
+        raise ValueError(f"unknown CEM preset {preset!r}; choose from {sorted(CEM_PRESETS)}")
+    return replace(CEM_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})

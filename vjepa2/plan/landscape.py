@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vjepa2.data.poses import pose_diff
@@ -93,3 +94,39 @@ def plot_landscape(result: Landscape, path: str | Path, title: str | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     return path
+
+
+def transition_from_trajectory(path: str | Path, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frames ``[2, H, W, 3]`` and states ``[2, 7]`` at steps ``index`` and ``index + 1`` of a trajectory file."""
+    from vjepa2.data.trajectories import load_trajectory
+
+    traj = load_trajectory(path)
+    if not 0 <= index < len(traj) - 1:
+        raise ValueError(f"{path}: --index must be in [0, {len(traj) - 2}] for a trajectory of {len(traj)} steps")
+    t = slice(index, index + 2)
+    return traj.frames[t], traj.states[t].astype(np.float32), f"{path} steps {index} -> {index + 1}"
+
+
+def transition_from_env(name: str, seed: int, image_size: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """One step of the scripted expert after ``reset(seed)``, its dz, rotation and gripper zeroed so that the
+    ground-truth action lies in the ``(dx, dy)`` plane that the landscape sweeps."""
+    from vjepa2.envs import make, scripted_action
+
+    env = make(name, image_size=image_size).unwrapped
+    try:
+        obs0, _ = env.reset(seed=seed)
+        action = scripted_action(env, np.random.default_rng(seed), noise=0.0)
+        action[2:] = 0.0
+        obs1, *_ = env.step(action)
+    finally:
+        env.close()
+    frames = np.stack([obs0["image"], obs1["image"]])
+    states = np.stack([obs0["state"], obs1["state"]]).astype(np.float32)
+    return frames, states, f"{name} seed {seed}, scripted action ({action[0]:+.4f}, {action[1]:+.4f}, 0)"
+
+
+def energy_at(world_model: WorldModel, frames: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> float:
+    """Energy of one action: frames ``[2, 3, H, W]`` (t, t + 1), ``state`` ``[7]`` at t, ``action`` ``[7]``."""
+    feats = world_model.encode(frames)  # [2, 1, HW, D]
+    pred = world_model.rollout(feats[:1], state.view(1, 1, 7), action.view(1, 1, 7).float())
+    return float(world_model.energy(pred, feats[1, 0])[0])

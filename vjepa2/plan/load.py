@@ -17,18 +17,23 @@ and (frame-stacked) actions needs that env's state update as ``pose_fn`` (e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vjepa2.config import ACPredictorConfig, EncoderConfig
+from vjepa2.config_io import from_dict
 from vjepa2.data.poses import compute_new_pose
 from vjepa2.data.trajectories import POSE_DIM
-from vjepa2.plan.world_model import DTYPES, PoseFn, WorldModel
-from vjepa2.train.config import from_dict
+from vjepa2.models.encode import DTYPES
+from vjepa2.plan.world_model import PoseFn, WorldModel
 from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
+
+Preprocess = Callable[[np.ndarray], torch.Tensor]  # uint8 [H, W, 3] -> normalised [3, H, W]
 
 
 @dataclass(frozen=True)
@@ -168,3 +173,21 @@ def load_world_model(
     dev = resolve_device(device)
     enc, pred = enc.requires_grad_(False).to(dev), pred.requires_grad_(False).to(dev)
     return WorldModel(enc, pred, dtype=dtype, pose_fn=default_pose_fn(pred.cfg))
+
+
+def frame_preprocess(transform: str, resolution: int) -> Preprocess:
+    """uint8 ``[H, W, 3]`` -> normalised ``[3, resolution, resolution]`` with a training transform's name."""
+    from vjepa2.data.trajectories import make_clip_transform
+
+    clip_fn = make_clip_transform(transform, resolution)
+    rng = np.random.default_rng(0)  # the named transforms are deterministic
+
+    def fn(image: np.ndarray) -> torch.Tensor:
+        return clip_fn(torch.from_numpy(np.ascontiguousarray(image))[None], rng)[:, 0]
+
+    return fn
+
+
+def pick_transform(name: str, info: CheckpointInfo) -> str:
+    """``auto``: the transform the checkpoint was trained with, else ``resize`` (square simulator frames)."""
+    return (info.transform or "resize") if name == "auto" else name

@@ -16,105 +16,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vjepa2.config import ac_predictor_config
+from vjepa2.config_io import save_config, to_dict
 from vjepa2.errors import ConfigError
 from vjepa2.models import ACPredictor
+from vjepa2.models.encode import layer_norm
+from vjepa2.schedules import wsd_lr
 from vjepa2.train import distributed as dist_utils
-from vjepa2.train.checkpoint import atomic_save, load_resume, rng_state, set_rng_state
-from vjepa2.train.config import add_config_args, check_choices, check_fields, run_training, save_config, to_dict
+from vjepa2.train.ac_config import ACTrainConfig
+from vjepa2.train.checkpoint import load_resume, rng_state, set_rng_state
 from vjepa2.train.loop import check_finite, fit
 from vjepa2.train.metrics import MetricsLogger
 from vjepa2.train.pretrain import autocast, param_groups
 from vjepa2.train.rundir import check_resume, open_run, release_run, truncate_metrics
-from vjepa2.train.schedules import wsd_lr
 from vjepa2.weights import load_encoder
-
-
-@dataclass(frozen=True)
-class ACModelSection:
-    encoder: str = "vit_giant"  # encoder preset
-    encoder_weights: str | None = None  # official .pt, HF folder or a pretraining run's latest.pt
-    encoder_key: str = "target_encoder"
-    predictor: str = "ac_vit_giant"  # AC predictor preset (its embed_dim must match the encoder)
-    action_scale: float = 1.0  # multiplies actions before the action encoder (1.0: official)
-    state_scale: float = 1.0  # multiplies states before the state encoder (1.0: official)
-    residual: bool = False  # predictor outputs input frame + change (not official; for small budgets)
-    action_dim: int | None = None  # None: from the data (7 for poses, frame step x env action dim otherwise)
-    state_dim: int | None = None  # None: from the data; a set value is checked against it
-
-
-@dataclass(frozen=True)
-class ACDataSection:
-    trajectories: tuple[str, ...] = ()  # trajectory files or folders (npz/h5)
-    frames: int = 8
-    fps: float | None = 4.0
-    frame_step: int | None = None
-    resolution: int = 256
-    transform: str = "droid"  # droid (official centre-crop quirk) | resize (square simulator frames)
-    batch_size: int = 256
-    num_workers: int = 4
-    cache_features: bool = True
-
-
-@dataclass(frozen=True)
-class ACOptimSection:
-    steps: int = 94_500
-    warmup: int = 4_500
-    anneal: int = 4_500
-    start_lr: float = 7.5e-5
-    lr: float = 4.25e-4
-    final_lr: float = 0.0
-    weight_decay: float = 0.04
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    auto_steps: int = 2  # official: rollout frames; 0 and 1 both give the one-step rollout term
-    rollout_loss: bool = True  # False: teacher forcing only (the rollout-loss ablation; not official)
-
-
-@dataclass(frozen=True)
-class ACRunSection:
-    out: str = "runs/ac"
-    seed: int = 0
-    dtype: Literal["bf16", "fp32"] = "bf16"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    log_every: int = 10
-    checkpoint_every: int = 500
-    max_minutes: float | None = None
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class ACTrainConfig:
-    model: ACModelSection = field(default_factory=ACModelSection)
-    data: ACDataSection = field(default_factory=ACDataSection)
-    optim: ACOptimSection = field(default_factory=ACOptimSection)
-    run: ACRunSection = field(default_factory=ACRunSection)
-
-    def __post_init__(self) -> None:
-        d, o, r = self.data, self.optim, self.run
-        check_choices("run", self.run)
-        check_fields("data", d, ">=1", "frames", "resolution", "batch_size")
-        check_fields("data", d, ">=0", "num_workers")
-        check_fields("data", d, ">0", "fps", "frame_step")
-        check_fields("optim", o, ">=1", "steps")
-        check_fields("optim", o, ">=0", "warmup", "anneal", "start_lr", "lr", "final_lr", "weight_decay", "auto_steps")
-        check_fields("optim", o, "[0,1]", "betas")
-        check_fields("run", r, ">=1", "log_every", "checkpoint_every")
-        check_fields("run", r, ">0", "max_minutes")
-        if d.frames < 2:
-            raise ConfigError(f"config key data.frames: a world model needs >= 2 frames per clip, got {d.frames}")
-
-
-def layer_norm(x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, (x.shape[-1],))
+from vjepa2.weights.files import atomic_save
 
 
 def ac_losses(
@@ -276,12 +198,3 @@ def _loop(state: ACState, cfg: ACTrainConfig, world, batches, logger: MetricsLog
     if state.step < cfg.optim.steps:
         save_fn = lambda path: save(state, cfg, path, world)  # noqa: E731
         fit(step, save_fn, total=cfg.optim.steps, run=cfg.run, out=out, logger=logger, desc="train-ac")
-
-
-def add_args(parser) -> None:
-    add_config_args(parser)
-
-
-def run(args) -> int:
-    """``vjepa2 train-ac --config FILE [key=value ...]`` (also under ``torchrun``)."""
-    return run_training(ACTrainConfig, train_ac, args)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,12 +19,10 @@ from torch.utils.data import DataLoader
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.trajectories import TrajectoryClipDataset
 from vjepa2.errors import UserError
-from vjepa2.plan.world_model import encode_frames
+from vjepa2.models.encode import encode_frames
 from vjepa2.train import distributed as dist_utils
+from vjepa2.train.ac_config import ACTrainConfig
 from vjepa2.train.features import FeatureClipDataset, build_feature_cache, encoder_digest
-
-if TYPE_CHECKING:
-    from vjepa2.train.ac import ACTrainConfig
 
 
 def trajectory_dataset(cfg: ACTrainConfig) -> TrajectoryClipDataset:

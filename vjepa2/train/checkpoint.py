@@ -1,11 +1,9 @@
-"""Training checkpoints: atomic, integrity-checked, finite, and loadable with ``torch.load(weights_only=True)``.
+"""Checkpoints in a run folder: the previous one kept, debris of killed saves removed, where a resume starts.
 
-A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then renamed over the
-target, so a run killed at any moment leaves either the previous or the new file, never a torn one. Before
-``latest.pt`` is replaced, the old one is kept as ``previous.pt`` (a hard link, so no copy), which is where a
-resume falls back to when ``latest.pt`` turns out damaged. Every load checks the zip CRCs that ``torch.save``
-records (``torch.load`` does not), so flipped bytes are reported with the file's name instead of resuming from
-garbage. RNG states (torch, numpy, python) are stored as tensors and plain containers for ``weights_only``.
+Files are written and read by :mod:`vjepa2.weights.files` (atomic, CRC-verified). Before ``latest.pt`` is replaced,
+the old one is kept as ``previous.pt`` (a hard link, so no copy), which is where a resume falls back to when
+``latest.pt`` turns out damaged. RNG states (torch, numpy, python) are stored as tensors and plain containers for
+``weights_only``.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,29 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vjepa2.errors import UserError
-from vjepa2.outputs import umask_mode
-
-
-class CheckpointError(UserError):
-    """A checkpoint that cannot be used; the message names the file."""
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` atomically (temporary file + fsync + rename), with the umask's permissions."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, umask_mode())  # mkstemp creates 0600
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from vjepa2.weights.files import CheckpointError, load_checkpoint
 
 
 def keep_previous(path: str | Path) -> None:
@@ -64,33 +38,6 @@ def clean_temporary(folder: str | Path) -> list[Path]:
     for tmp in removed:
         tmp.unlink(missing_ok=True)
     return removed
-
-
-def verify_checkpoint(path: str | Path) -> None:
-    """Check every member's CRC-32 in the zip archive ``torch.save`` writes; raise :class:`CheckpointError`."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise CheckpointError(f"{path}: damaged checkpoint (not a complete torch archive: {err})") from err
-    if bad is not None:
-        raise CheckpointError(f"{path}: damaged checkpoint (CRC mismatch in {bad!r}); the file was altered on disk")
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Verify, then load a training checkpoint with ``weights_only=True``; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    verify_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable vjepa2 checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(ckpt).__name__}")
-    return ckpt
 
 
 def resume_candidates(folder: str | Path) -> list[Path]:

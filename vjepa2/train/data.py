@@ -12,7 +12,6 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,9 +25,7 @@ from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seed
 from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClip, TrajectoryClipDataset
 from vjepa2.errors import ConfigError, UserError
 from vjepa2.train.distributed import World
-
-if TYPE_CHECKING:
-    from vjepa2.train.pretrain import PretrainConfig
+from vjepa2.train.pretrain_config import PretrainConfig
 
 SYNTHETIC = "synthetic"
 

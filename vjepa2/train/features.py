@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from vjepa2.data.trajectories import StepData, TrajectoryClipDataset, _read_arrays, load_trajectory, make_clip_transform
 from vjepa2.models import VisionTransformer
-from vjepa2.plan.world_model import encode_frames
+from vjepa2.models.encode import encode_frames
 
 
 def _cache_name(path: str) -> str:

@@ -87,7 +87,7 @@ def cached(name: str) -> Path | None:
 
 
 def _verify(path: Path, rel: Release) -> None:
-    from vjepa2.train.checkpoint import CheckpointError, verify_checkpoint
+    from vjepa2.weights.files import CheckpointError, verify_checkpoint
 
     try:
         verify_checkpoint(path)

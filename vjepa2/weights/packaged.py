@@ -64,7 +64,7 @@ def package_weights(checkpoint: str | Path, out: str | Path, metadata: dict[str,
     """
     from safetensors.torch import save_file
 
-    from vjepa2.train.checkpoint import load_checkpoint
+    from vjepa2.weights.files import load_checkpoint
 
     out = Path(out)
     if out.exists():

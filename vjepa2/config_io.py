@@ -1,4 +1,4 @@
-"""One configuration path for training runs: dataclass defaults, then a YAML file, then ``key=value`` overrides.
+"""One configuration path for runs: dataclass defaults, then a YAML file, then ``key=value`` overrides.
 
 The resolved config is written into the run folder. Unknown keys are errors that name the key.
 """
@@ -154,29 +154,3 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def add_config_args(parser: Any) -> None:
-    """``--config FILE`` and trailing ``key=value`` overrides (the arguments of every training command)."""
-    parser.add_argument("--config", help="YAML file overriding the defaults (see configs/)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides applied last, e.g. optim.lr=3e-4")
-    parser.add_argument(
-        "--show-config", action="store_true", help="print the resolved config (every section and key) and exit"
-    )
-
-
-def run_training(cls: type[T], train_fn: Any, args: Any) -> int:
-    """Resolve ``cls`` from ``args`` (``--config`` then overrides), run ``train_fn(cfg)``, tear down distributed."""
-    from vjepa2.train import distributed
-
-    cfg = load_config(cls, args.config, args.overrides)
-    if getattr(args, "show_config", False):
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
-        return 0
-    try:
-        out = train_fn(cfg)
-        distributed.cleanup(barrier=True)
-    finally:
-        distributed.cleanup()
-    print(f"checkpoints and metrics in {out}")
-    return 0

@@ -20,52 +20,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from vjepa2.outputs import add_overwrite_arg, check_output
-from vjepa2.plan.cem import CEMConfig
-from vjepa2.plan.cli import (
-    BASELINES,
-    CEM_PRESETS,
-    _add_model_args,
-    _error,
-    _load,
-    _parse_baselines,
-    _pick_transform,
-    cem_config,
-    frame_preprocess,
-    result_row,
-    write_json,
+from vjepa2.commands.common import (
+    add_overwrite_arg,
+    add_world_model_args,
+    error,
+    load_world_model_args,
+    parse_baselines,
 )
+from vjepa2.outputs import check_output
+from vjepa2.plan.cem import CEM_PRESETS, cem_config
+from vjepa2.plan.load import frame_preprocess, pick_transform
 from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, Protocol
+from vjepa2.plan.report import describe_env_cem, format_benchmark_table, result_row, write_json
+from vjepa2.plan.tabletop import BASELINES
 
 EVAL_BASELINES = (*BASELINES, "proprio")
 
 
-def describe(cfg: CEMConfig, frameskip: int) -> str:
-    """One line of CEM settings, e.g. ``128x4 top-10 H=1 l2<=1.8 x5`` (``momentum 0.15`` appended when set)."""
-    text = f"{cfg.samples}x{cfg.iterations} top-{cfg.topk} H={cfg.horizon} {cfg.variant}<={cfg.radius:g} x{frameskip}"
-    return text + (f" momentum {cfg.momentum_mean:g}" if cfg.momentum_mean or cfg.momentum_std else "")
 
 
-def format_table(results: Sequence[dict[str, Any]]) -> str:
-    """A markdown table: planner, success % (k/n), final distance, env steps, seconds per action, CEM settings."""
-    lines = ["| planner | success | final distance (px) | env steps | s / action | CEM |", "|---|---|---|---|---|---|"]
-    for r in results:
-        success = f"{100 * r['success_rate']:.0f}% ({r['successes']}/{r['episodes']})"
-        lines.append(
-            f"| {r['planner']} | {success} | {r['final_distance']:.1f} | {r['steps']:.1f} "
-            f"| {r['seconds_per_action']:.3f} | {r['cem']} |"
-        )
-    return "\n".join(lines)
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     from vjepa2.envs import BENCHMARK_ENVS
 
-    _add_model_args(p)
+    add_world_model_args(p)
     p.add_argument("--env", required=True, choices=sorted(BENCHMARK_ENVS), help="benchmark environment")
     p.add_argument("--protocol", choices=PROTOCOLS, default="lewm", help="lewm (default) or dinowm")
     p.add_argument("--episodes", type=int, help="episodes (default: the protocol's 50)")
@@ -96,7 +78,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     if episodes < 1 or budget < 1:
         raise ValueError(f"--episodes and --budget must be >= 1, got {episodes} and {budget}")
     sizes = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")}
-    wm, info = _load(args)
+    wm, info = load_world_model_args(args)
     pred = wm.predictor.cfg
     env = make_benchmark_env(args.env, args.image_size or pred.img_size)
     if pred.action_dim % env.action_dim or pred.state_dim != env.proprio_dim:
@@ -125,15 +107,15 @@ def _planners(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, tuple[An
     from vjepa2.plan.protocol import baseline_planners
 
     resolution = s["wm"].predictor.cfg.img_size
-    pre = frame_preprocess(_pick_transform(args.transform, s["info"]), resolution)
+    pre = frame_preprocess(pick_transform(args.transform, s["info"]), resolution)
     fs = s["frameskip"]
     variant, radius = s["env"].action_bound
-    weight, cem = args.proprio_weight, describe(s["cem"], fs)
+    weight, cem = args.proprio_weight, describe_env_cem(s["cem"], fs)
     latent = LatentPlanner(s["wm"], s["cem"], pre, proprio_weight=weight)
     planners = {"latent": (latent, cem + (f", + proprio x{weight:g}" if weight else ""))}
-    names = _parse_baselines(args.baselines, EVAL_BASELINES)
+    names = parse_baselines(args.baselines, EVAL_BASELINES)
     baselines = baseline_planners(names, s["env"], fs, s["oracle_cem"], args.seed)
-    settings = {"random": f"uniform {variant}<={radius:g} x{fs}", "oracle": describe(s["oracle_cem"], fs)}
+    settings = {"random": f"uniform {variant}<={radius:g} x{fs}", "oracle": describe_env_cem(s["oracle_cem"], fs)}
     planners |= {name: (planner, settings[name]) for name, planner in baselines.items()}
     if "proprio" in names:
         proprio = LatentPlanner(s["wm"], s["cem"], pre, proprio_weight=1.0, visual_weight=0.0)
@@ -163,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         planners = _planners(args, s)
         episodes = _episodes(args, s)
     except (WeightsError, FileNotFoundError, ValueError) as err:
-        return _error(str(err))
+        return error(str(err))
     protocol: Protocol = s["protocol"]
     image_size = s["env"].image_size
     results = []
@@ -173,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         rows = run_protocol(args.env, planner, episodes, s["budget"], s["frameskip"], image_size, gifs)
         results.append(result_row(name, rows, settings))
     print(header(args, s, len(episodes)))
-    print(format_table(results))
+    print(format_benchmark_table(results))
     print(f"published ({protocol.name} protocol): {PUBLISHED[(protocol.name, env_id(args.env))]}")
     if args.out:
         record = {

@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
+from types import ModuleType
 
-from vjepa2.train.ac import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig, train_ac
-from vjepa2.train.pretrain import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection, train
+from vjepa2.train.ac import train_ac
+from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig
+from vjepa2.train.pretrain import train
+from vjepa2.train.pretrain_config import DataSection, ModelSection, OptimSection, PretrainConfig, RunSection
 
 # Patch 8: an 8 x 8 token grid at 64 px. With 16 px patches (4 x 4) the arm moves inside one token and a pretrained
 # encoder's energies barely track it (a perfect predictor planned 6/10 reach episodes on it, 10/10 with patch 8).
@@ -71,7 +75,14 @@ def plot_losses(runs: dict[str, Path], path: Path) -> Path:
     return path
 
 
-def add_args(parser) -> None:
+def invoke(command: ModuleType, argv: list[str]) -> int:
+    """Run a command module (``add_args`` + ``run``) on ``argv``, as ``vjepa2 COMMAND argv`` would."""
+    parser = argparse.ArgumentParser()
+    command.add_args(parser)
+    return int(command.run(parser.parse_args(argv)) or 0)
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="folder for data, checkpoints and plots")
     parser.add_argument("--episodes", type=int, default=300, help="trajectories to collect")
     parser.add_argument("--pretrain-minutes", type=float, default=4.5)
@@ -80,8 +91,8 @@ def add_args(parser) -> None:
     parser.add_argument("--resolution", type=int, default=64, help="camera images and model input (pixels)")
 
 
-def run(args) -> int:
-    from vjepa2.cli import main as cli
+def run(args: argparse.Namespace) -> int:
+    from vjepa2.commands import energy_landscape, plan
     from vjepa2.envs.collect import collect
 
     out, start = Path(args.out), time.monotonic()
@@ -94,9 +105,9 @@ def run(args) -> int:
     if not (ac / "latest.pt").exists():
         train_ac(ac_config(ac, data, pre / "latest.pt", args.ac_minutes, args.resolution))
     plot = ["--world-model", str(ac / "latest.pt")]
-    cli(["plan", "--env", "franka-reach", *plot, "--episodes", str(args.plan_episodes), "--cem", "cpu",
+    invoke(plan, ["--env", "franka-reach", *plot, "--episodes", str(args.plan_episodes), "--cem", "cpu",
          "--baselines", "random", "--gif", str(out / "episode.gif"), "--out", str(out / "plan.json")])  # fmt: skip
-    cli(["energy-landscape", *plot, "--env", "franka-reach", "--seed", "0", "--out", str(out / "landscape.png")])
+    invoke(energy_landscape, [*plot, "--env", "franka-reach", "--seed", "0", "--out", str(out / "landscape.png")])
     print(f"loss curves: {plot_losses({'stage 1: V-JEPA': pre, 'stage 2: AC predictor': ac}, out / 'losses.png')}")
     minutes = (time.monotonic() - start) / 60
     (out / "demo.json").write_text(json.dumps({"minutes": minutes}))

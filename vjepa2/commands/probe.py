@@ -1,0 +1,34 @@
+"""``vjepa2 probe --config FILE [key=value ...]``: attentive, linear and k-NN probes on frozen features."""
+
+from __future__ import annotations
+
+import argparse
+
+from vjepa2.commands.common import add_config_args, log
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+
+    add_config_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``vjepa2 probe --config FILE [key=value ...]``: train probes on frozen features and print the table."""
+    from vjepa2.config_io import load_config
+    from vjepa2.data.video import VideoReadError
+    from vjepa2.eval.evaluate import ProbeRunConfig, run
+
+    try:
+        cfg = load_config(ProbeRunConfig, args.config, args.overrides)
+        if getattr(args, "show_config", False):
+            import yaml
+
+            from vjepa2.config_io import to_dict
+
+            print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+            return 0
+        run(cfg)
+    except (ValueError, FileNotFoundError, ImportError, VideoReadError) as e:
+        log(f"error: {e}")
+        return 2
+    return 0
