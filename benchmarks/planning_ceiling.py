@@ -25,7 +25,7 @@ import torch
 from scipy.stats import spearmanr
 
 from vjepa2.config import encoder_config
-from vjepa2.data.augment import gaussian_blur
+from vjepa2.data.transforms import gaussian_blur
 from vjepa2.envs import make
 from vjepa2.models import VisionTransformer
 from vjepa2.models.encode import encode_frames

@@ -20,7 +20,7 @@ import argparse
 
 import torch
 
-from vjepa2.data.trajectories import TrajectoryClipDataset
+from vjepa2.data.trajectory_dataset import TrajectoryClipDataset
 from vjepa2.models.encode import layer_norm
 from vjepa2.plan.load import load_world_model, read_checkpoint_info
 from vjepa2.plan.world_model import WorldModel

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from vjepa2.config import ac_predictor_config
 from vjepa2.data.poses import poses_to_diffs
-from vjepa2.data.trajectories import load_trajectory, resize_transform
+from vjepa2.data.trajectories import load_trajectory
+from vjepa2.data.transforms import resize_transform
 from vjepa2.models import ACPredictor
 from vjepa2.plan.load import load_world_model, read_checkpoint_info
 from vjepa2.schedules import wsd_lr

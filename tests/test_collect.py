@@ -10,7 +10,8 @@ pytest.importorskip("gymnasium")
 
 from vjepa2.cli import main  # noqa: E402
 from vjepa2.data.poses import poses_to_diffs  # noqa: E402
-from vjepa2.data.trajectories import TrajectoryClipDataset, load_trajectory  # noqa: E402
+from vjepa2.data.trajectories import load_trajectory
+from vjepa2.data.trajectory_dataset import TrajectoryClipDataset
 from vjepa2.envs.collect import collect  # noqa: E402
 from vjepa2.envs.franka_tasks import ACTION_RADIUS, WORKSPACE_HIGH, WORKSPACE_LOW  # noqa: E402
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vjepa2.data.augment import AugmentConfig, VideoAugment
 from vjepa2.data.datasets import (
     ClipItem,
     SkippedFileWarning,
@@ -18,6 +17,7 @@ from vjepa2.data.datasets import (
     read_csv_list,
 )
 from vjepa2.data.sampler import DrawKey
+from vjepa2.data.transforms import AugmentConfig, VideoAugment
 
 CROP, FRAMES = 16, 4
 

@@ -6,26 +6,29 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from vjepa2.data.augment import gaussian_blur, normalize
+from vjepa2.data.clip_sampling import clip_frame_step, sample_clip_indices
 from vjepa2.data.poses import poses_to_diffs, to_camera_frame
 from vjepa2.data.sampler import DrawKey
 from vjepa2.data.trajectories import (
     SkippedTrajectoryWarning,
     Trajectory,
-    TrajectoryClipDataset,
     TrajectoryFormatError,
-    clip_frame_step,
-    droid_crop_box,
-    droid_transform,
     load_trajectory,
-    make_clip_transform,
-    parse_transform,
     read_shapes,
-    resize_transform,
-    sample_clip_indices,
     save_trajectory,
 )
-from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vjepa2.data.trajectory_dataset import TrajectoryClipDataset
+from vjepa2.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    droid_crop_box,
+    droid_transform,
+    gaussian_blur,
+    make_clip_transform,
+    normalize,
+    parse_transform,
+    resize_transform,
+)
 
 
 def _arrays(T=40, h=12, w=16, extrinsics=True):

@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from vjepa2.data.poses import poses_to_diffs
-from vjepa2.data.trajectories import (
-    SkippedTrajectoryWarning,
-    StepDims,
-    TrajectoryClipDataset,
-    load_trajectory,
-    save_trajectory,
-    stack_actions,
-)
+from vjepa2.data.trajectories import SkippedTrajectoryWarning, StepDims, load_trajectory, save_trajectory
+from vjepa2.data.trajectory_dataset import TrajectoryClipDataset, stack_actions
 from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACTrainConfig
 from vjepa2.train.ac_data import data_dims
 from vjepa2.train.distributed import World

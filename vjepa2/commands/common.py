@@ -81,7 +81,7 @@ def add_world_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def transform_arg(value: str) -> str:
-    from vjepa2.data.trajectories import parse_transform
+    from vjepa2.data.transforms import parse_transform
 
     if value != "auto":
         try:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vjepa2.data.augment import VideoAugment
 from vjepa2.data.sampler import DistributedWeightedSampler, DrawKey
+from vjepa2.data.transforms import VideoAugment
 from vjepa2.data.video import MEDIA_EXTENSIONS, VideoReadError, list_media, read_video
 from vjepa2.errors import UserError
 

@@ -28,13 +28,8 @@ from typing import Any
 import av
 import numpy as np
 
-from vjepa2.data.trajectories import (
-    StepData,
-    Trajectory,
-    TrajectoryClipDataset,
-    TrajectoryFormatError,
-    import_h5py,
-)
+from vjepa2.data.trajectories import Trajectory, TrajectoryFormatError, import_h5py
+from vjepa2.data.trajectory_dataset import StepData, TrajectoryClipDataset
 from vjepa2.data.video import VideoReadError
 from vjepa2.errors import UserError
 

@@ -7,7 +7,7 @@ few tokens by the same amount, so the planner has no gradient towards the goal (
 object's features over its neighbourhood: the L1 distance between two blurred maps then grows with the distance
 between the objects, up to a few ``sigma``. With ``blur=0`` it is exactly :func:`l1_energy`. It helps raw pixels but
 not ViT tokens; the shipped Two-Rooms recipe blurs the frames *before* the encoder instead (``resize+blur=S``
-transforms, :func:`~vjepa2.data.augment.gaussian_blur`) and keeps the official energy.
+transforms, :func:`~vjepa2.data.transforms.gaussian_blur`) and keeps the official energy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from vjepa2.data.augment import gaussian_blur
+from vjepa2.data.transforms import gaussian_blur
 
 
 def l1_energy(pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

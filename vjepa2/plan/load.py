@@ -177,7 +177,7 @@ def load_world_model(
 
 def frame_preprocess(transform: str, resolution: int) -> Preprocess:
     """uint8 ``[H, W, 3]`` -> normalised ``[3, resolution, resolution]`` with a training transform's name."""
-    from vjepa2.data.trajectories import make_clip_transform
+    from vjepa2.data.transforms import make_clip_transform
 
     clip_fn = make_clip_transform(transform, resolution)
     rng = np.random.default_rng(0)  # the named transforms are deterministic

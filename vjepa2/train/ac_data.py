@@ -2,7 +2,7 @@
 
 Batches are a function of ``(seed, step)``: a weighted sampler over trajectories (uniform), sharded by rank, with
 per-item randomness from ``(seed, epoch, position, index)``, so a resumed run sees the same batches. Actions are
-those of :class:`~vjepa2.data.trajectories.TrajectoryClipDataset`: pose differences (7-D) for Franka-style
+those of :class:`~vjepa2.data.trajectory_dataset.TrajectoryClipDataset`: pose differences (7-D) for Franka-style
 trajectories, the stored actions between two sampled frames stacked (frame step x env action dim) otherwise;
 :func:`data_dims` gives the predictor's widths.
 """
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vjepa2.data.sampler import DistributedWeightedSampler
-from vjepa2.data.trajectories import TrajectoryClipDataset
+from vjepa2.data.trajectory_dataset import TrajectoryClipDataset
 from vjepa2.errors import UserError
 from vjepa2.models.encode import encode_frames
 from vjepa2.train import distributed as dist_utils

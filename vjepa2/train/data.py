@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vjepa2.data.augment import AugmentConfig, VideoAugment
 from vjepa2.data.datasets import VideoClipDataset, make_loader
 from vjepa2.data.mix import ClipBankDataset, bank_sources, is_bank_source
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
-from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES, TrajectoryClip, TrajectoryClipDataset
+from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES
+from vjepa2.data.trajectory_dataset import TrajectoryClip, TrajectoryClipDataset
+from vjepa2.data.transforms import AugmentConfig, VideoAugment
 from vjepa2.errors import ConfigError, UserError
 from vjepa2.train.distributed import World
 from vjepa2.train.pretrain_config import PretrainConfig

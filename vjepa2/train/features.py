@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vjepa2.data.trajectories import StepData, TrajectoryClipDataset, _read_arrays, load_trajectory, make_clip_transform
+from vjepa2.data.trajectories import load_trajectory, read_arrays
+from vjepa2.data.trajectory_dataset import StepData, TrajectoryClipDataset
+from vjepa2.data.transforms import make_clip_transform
 from vjepa2.models import VisionTransformer
 from vjepa2.models.encode import encode_frames
 
@@ -83,5 +85,5 @@ class FeatureClipDataset(TrajectoryClipDataset):
 
     def read_steps(self, path: str, indices: np.ndarray, rng: np.random.Generator) -> StepData:
         feats = np.load(self.cache_dir / _cache_name(path), mmap_mode="r")[indices].astype(np.float32)
-        arrays, _ = _read_arrays(Path(path), ("states", "extrinsics"), indices)
+        arrays, _ = read_arrays(Path(path), ("states", "extrinsics"), indices)
         return StepData(feats, arrays["states"], arrays.get("extrinsics"))

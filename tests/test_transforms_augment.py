@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vjepa2.data.augment import (
+from vjepa2.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AugmentConfig,
