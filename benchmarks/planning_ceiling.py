@@ -31,8 +31,9 @@ from vjepa2.models import VisionTransformer
 from vjepa2.models.encode import encode_frames
 from vjepa2.plan.cem import project_l1_ball
 from vjepa2.plan.energy import smoothed_l1_energy
+from vjepa2.plan.envs import PlanningEnv
 from vjepa2.plan.mpc import default_preprocess
-from vjepa2.plan.protocol import ProtocolEnv, build_episodes, get_protocol, load_true_states, make_benchmark_env
+from vjepa2.plan.protocol import build_episodes, get_protocol, load_true_states, make_benchmark_env
 from vjepa2.weights import load_encoder
 
 
@@ -74,10 +75,10 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
         for _ in range(16):
             xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075).numpy()
             cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
-            state = env.get_sim_state()
+            state = env.get_state()
             distance = lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g)  # noqa: E731
-            chunk, c = greedy_step(env, state, env.set_sim_state, encoder, goal, cands, distance, args)
-            env.release_sim_state(state)
+            chunk, c = greedy_step(env, state, env.set_state, encoder, goal, cands, distance, args)
+            env.release_state(state)
             corr.append(c)
             if env.step(chunk[0])[4]["is_success"]:
                 wins += 1
@@ -90,7 +91,7 @@ def benchmark_episodes(encoder, args) -> tuple[int, list[float]]:
     protocol = get_protocol("lewm", args.env)
     states = load_true_states([args.heldout]) if args.heldout else None
     episodes = build_episodes(env, protocol, args.episodes, 0, states)
-    penv = ProtocolEnv(env, episodes, args.frameskip)  # reset to an episode; success latched over a chunk
+    penv = PlanningEnv(env, episodes, args.frameskip)  # reset to an episode; success latched over a chunk
     rng, wins, corr = np.random.default_rng(0), 0, []
     for ep in episodes:
         penv.reset(seed=ep.seed)

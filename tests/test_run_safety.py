@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tests.test_pretrain import clips, tiny_config
+from tests.train.test_pretrain import clips, tiny_config
 from vjepa2.errors import RunFolderError, TrainingDiverged
 from vjepa2.masks import MaskConfig, sample_lists, token_grid
 from vjepa2.train.distributed import World

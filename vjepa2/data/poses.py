@@ -91,11 +91,13 @@ def euler_to_matrix(angles: Array) -> Array:
     return back(_euler_to_matrix(a))
 
 
-def matrix_to_euler(matrix: Array) -> Array:
+def matrix_to_euler(matrix: Array, wrap_roll: bool = False) -> Array:
     """Extrinsic xyz Euler angles of rotation matrices (scipy ``Rotation.from_matrix(m).as_euler("xyz")``).
 
     Args:
         matrix: ``[..., 3, 3]`` proper rotation matrices.
+        wrap_roll: roll in ``[0, 2pi)`` (the Franka env's reporting range: its pointing-down roll is pi, where
+            [-pi, pi] would jump) instead of [-pi, pi].
 
     Returns:
         ``[..., 3]`` radians: first and third in [-pi, pi], middle in [-pi/2, pi/2].
@@ -103,7 +105,22 @@ def matrix_to_euler(matrix: Array) -> Array:
     if matrix.ndim < 2 or tuple(matrix.shape[-2:]) != (3, 3):
         raise ValueError(f"matrix must have shape [..., 3, 3], got {tuple(matrix.shape)}")
     (m,), back = _to_torch(matrix)
-    return back(_matrix_to_euler(m))
+    euler = back(_matrix_to_euler(m))
+    return wrap_euler(euler) if wrap_roll else euler
+
+
+def wrap_euler(euler: Array) -> Array:
+    """Euler angles ``[..., 3]`` with the roll in ``[0, 2pi)`` (a copy)."""
+    out = euler.clone() if isinstance(euler, torch.Tensor) else np.array(euler, dtype=np.float64)
+    out[..., 0] = out[..., 0] % (2 * math.pi)
+    return out
+
+
+def sample_l1_ball(rng: np.random.Generator, radius: float, size: int = 3) -> np.ndarray:
+    """A point drawn uniformly from the L1 ball of ``radius`` in ``size`` dimensions (a flat Dirichlet point,
+    one slack coordinate, random signs)."""
+    e = rng.exponential(size=size + 1)
+    return radius * rng.choice([-1.0, 1.0], size=size) * e[:size] / e.sum()
 
 
 def wrap_angle(angles: Array) -> Array:
@@ -158,12 +175,13 @@ def poses_to_diffs(states: Array) -> Array:
     return back(_pose_diff(s[..., :-1, :], s[..., 1:, :]))
 
 
-def compute_new_pose(state: Array, action: Array) -> Array:
+def compute_new_pose(state: Array, action: Array, wrap_roll: bool = False) -> Array:
     """Apply an action to a pose (official ``compute_new_pose``), batched: e.g. ``[S, 7]`` CEM candidates.
 
     Args:
         state: ``[..., 7]`` poses.
         action: ``[..., 7]`` actions (broadcast against ``state``).
+        wrap_roll: the new roll in ``[0, 2pi)`` (see :func:`matrix_to_euler`).
 
     Returns:
         ``[..., 7]``: ``xyz + dxyz``, ``euler(R(dtheta) @ R(theta))``, ``clip(g + dg, 0, 1)``.
@@ -171,7 +189,10 @@ def compute_new_pose(state: Array, action: Array) -> Array:
     _check_last(state, 7, "state")
     _check_last(action, 7, "action")
     (s, a), back = _to_torch(state, action)
-    return back(_new_pose(s, a))
+    new = back(_new_pose(s, a))
+    if wrap_roll:
+        new[..., 3:6] = wrap_euler(new[..., 3:6])
+    return new
 
 
 def rollout_poses(state: Array, actions: Array) -> Array:

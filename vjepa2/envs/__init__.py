@@ -24,10 +24,7 @@ import gymnasium as gym
 
 from vjepa2.envs.franka_tasks import (
     TASKS,
-    compute_new_pose,
-    matrix_to_euler,
     random_action,
-    sample_l1_ball,
     scripted_action,
 )
 
@@ -64,13 +61,10 @@ __all__ = [
     "FRANKA_ENVS",
     "TASKS",
     "FrankaEnv",
-    "compute_new_pose",
     "env_id",
     "make",
-    "matrix_to_euler",
     "random_action",
     "register_envs",
-    "sample_l1_ball",
     "scripted_action",
 ]
 

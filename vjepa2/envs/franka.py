@@ -28,7 +28,7 @@ import pybullet as pb
 import pybullet_data
 from scipy.spatial.transform import Rotation
 
-from vjepa2.data.poses import euler_to_matrix
+from vjepa2.data.poses import euler_to_matrix, matrix_to_euler, wrap_euler
 from vjepa2.envs.franka_tasks import (
     CUBE_HALF,
     DOWN_EULER,
@@ -39,11 +39,9 @@ from vjepa2.envs.franka_tasks import (
     Layout,
     goal_distance,
     is_success,
-    matrix_to_euler,
     sample_layout,
     subgoal_index,
     task_goals,
-    wrap_euler,
 )
 
 EE_LINK = 11
@@ -84,7 +82,7 @@ class Camera:
 
 @dataclass(frozen=True)
 class SimState:
-    """A snapshot of the simulation, restorable with :meth:`FrankaEnv.set_sim_state`.
+    """A snapshot of the simulation, restorable with :meth:`FrankaEnv.set_state`.
 
     ``bullet_id`` is a pybullet ``saveState`` id (exact, contacts included), valid only in the env ``owner``;
     the explicit arrays restore the same configuration in any env (without solver caches).
@@ -335,7 +333,12 @@ class FrankaEnv(gym.Env):
         snap = self.snapshot()
         idx = subgoal_index(self.task, self.elapsed)
         ok = is_success(self.task, snap["ee_pos"], snap["cube_pos"], snap["grasped"], self._layout.goal)
-        return {**snap, "subgoal": idx, "is_success": ok, "oracle_cost": self.oracle_cost(snap, idx)}
+        final = self._goals[-1]  # the distance the success rules measure: the cube's, or the end effector's (reach)
+        distance = np.linalg.norm(
+            snap["cube_pos"] - final.cube_pos if self.task_spec.uses_cube else snap["ee_pos"] - final.ee_pos
+        )
+        return {**snap, "subgoal": idx, "is_success": ok, "oracle_cost": self.oracle_cost(snap, idx),
+                "distance": float(distance)}  # fmt: skip
 
     # ------------------------------------------------------------ gym API
 
@@ -394,7 +397,7 @@ class FrankaEnv(gym.Env):
 
     def goal_states(self) -> list[np.ndarray]:
         """7-D goal states (end effector pointing down), one per goal image."""
-        euler = wrap_euler(DOWN_EULER, self.wrap_roll)
+        euler = wrap_euler(DOWN_EULER) if self.wrap_roll else DOWN_EULER
         return [np.concatenate([g.ee_pos, euler, [g.gripper]]).astype(np.float32) for g in self._goals]
 
     def goal_images(self) -> list[np.ndarray]:
@@ -424,9 +427,9 @@ class FrankaEnv(gym.Env):
         goal = self._goals[subgoal_index(self.task, self.elapsed) if goal_index is None else goal_index]
         return goal_distance(self.task, snap["ee_pos"], snap["cube_pos"], snap["gripper"], goal)
 
-    def get_sim_state(self, exact: bool = True) -> SimState:
+    def get_state(self, exact: bool = True) -> SimState:
         """Snapshot of the simulation. ``exact`` also keeps a pybullet ``saveState`` (free it with
-        :meth:`release_sim_state`) so that restoring reproduces the next steps bit for bit."""
+        :meth:`release_state`) so that restoring reproduces the next steps bit for bit."""
         joints = np.array([self.sim.getJointState(self.robot, j)[:2] for j in ARM_JOINTS + FINGER_JOINTS])
         bodies = []
         for body in (self.cube, self.cylinder):
@@ -436,8 +439,8 @@ class FrankaEnv(gym.Env):
         bullet_id = self.sim.saveState() if exact else None
         return SimState(self._uid, bullet_id, joints, np.array(bodies), self.gripper, self.elapsed)
 
-    def set_sim_state(self, state: SimState) -> None:
-        """Restores a :meth:`get_sim_state` snapshot (exactly when it was taken from this env)."""
+    def set_state(self, state: SimState) -> None:
+        """Restores a :meth:`get_state` snapshot (exactly when it was taken from this env)."""
         self._clear_contacts()
         if state.bullet_id is not None and state.owner == self._uid:
             self.sim.restoreState(state.bullet_id)
@@ -450,7 +453,7 @@ class FrankaEnv(gym.Env):
         self.gripper, self.elapsed = state.gripper, state.elapsed
         self._hold()
 
-    def release_sim_state(self, state: SimState) -> None:
+    def release_state(self, state: SimState) -> None:
         """Frees the pybullet copy held by an exact :class:`SimState` of this env."""
         if state.bullet_id is not None and state.owner == self._uid:
             self.sim.removeState(state.bullet_id)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vjepa2.data import poses
+from vjepa2.data.poses import sample_l1_ball
 
 TABLE_Z = 0.0
 CUBE_HALF = 0.025
@@ -40,24 +40,10 @@ CARRY_LIFT = 0.06  # pick-and-place: height of the held cube above the table in 
 # ---------------------------------------------------------------- pose convention
 
 
-def wrap_euler(euler: np.ndarray, wrap_roll: bool = True) -> np.ndarray:
-    """Maps Euler angles to the reporting range: roll in ``[0, 2π)`` if ``wrap_roll``, else unchanged."""
-    euler = np.array(euler, dtype=np.float64)
-    if wrap_roll:
-        euler[..., 0] = np.mod(euler[..., 0], 2 * np.pi)
-    return euler
 
 
-def matrix_to_euler(matrix: np.ndarray, wrap_roll: bool = True) -> np.ndarray:
-    """Rotation matrices ``[..., 3, 3]`` to extrinsic ``"xyz"`` Euler angles ``[..., 3]`` in the reporting range."""
-    return wrap_euler(poses.matrix_to_euler(np.asarray(matrix, dtype=np.float64)), wrap_roll)
 
 
-def compute_new_pose(state: np.ndarray, action: np.ndarray, wrap_roll: bool = True) -> np.ndarray:
-    """Official ``compute_new_pose`` on ``[..., 7]`` states and actions, roll in the reporting range."""
-    new = poses.compute_new_pose(np.asarray(state, dtype=np.float64), np.asarray(action, dtype=np.float64))
-    new[..., 3:6] = wrap_euler(new[..., 3:6], wrap_roll)
-    return new
 
 
 # ---------------------------------------------------------------- tasks
@@ -222,10 +208,6 @@ def goal_distance(task: str, ee_pos: np.ndarray, cube_pos: np.ndarray, gripper: 
 # ---------------------------------------------------------------- policies
 
 
-def sample_l1_ball(rng: np.random.Generator, radius: float, size: int = 3) -> np.ndarray:
-    """A point drawn uniformly from the L1 ball of ``radius`` in ``size`` dimensions."""
-    e = rng.exponential(size=size + 1)
-    return radius * rng.choice([-1.0, 1.0], size=size) * e[:size] / e.sum()
 
 
 def project_l1(v: np.ndarray, radius: float) -> np.ndarray:

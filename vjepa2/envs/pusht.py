@@ -179,8 +179,12 @@ class PushTEnv(_GymPushT):
         """Position error of agent and block together (px), as in the success rule."""
         return position_error(self.get_state() if state is None else state, self.goal_state if goal is None else goal)
 
-    def oracle_cost(self, state: np.ndarray | None = None, goal: np.ndarray | None = None) -> float:
+    def oracle_cost(
+        self, state: np.ndarray | None = None, goal: np.ndarray | None = None, *, goal_index: int | None = None
+    ) -> float:
         """Position error / 20 + angle error / (pi / 9): both success tolerances weigh the same."""
+        if goal_index not in (None, 0):
+            raise ValueError(f"{type(self).__name__} has one goal image; goal_index {goal_index} does not exist")
         state = self.get_state() if state is None else state
         goal = self.goal_state if goal is None else goal
         angle = float(angle_error(state[4], goal[4]))

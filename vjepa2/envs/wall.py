@@ -236,8 +236,12 @@ class WallEnv(gym.Env):
         goal = self.goal_state if goal is None else goal
         return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal)[:2]))
 
-    def oracle_cost(self, state: np.ndarray | None = None, goal: np.ndarray | None = None) -> float:
+    def oracle_cost(
+        self, state: np.ndarray | None = None, goal: np.ndarray | None = None, *, goal_index: int | None = None
+    ) -> float:
         """Path length to the goal through the door (px): the true-state planner's energy."""
+        if goal_index not in (None, 0):
+            raise ValueError(f"{type(self).__name__} has one goal image; goal_index {goal_index} does not exist")
         state = self.get_state() if state is None else state
         return door_path_length(self.layout, state, self.goal_state if goal is None else goal)
 

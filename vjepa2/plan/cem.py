@@ -292,6 +292,7 @@ def plan(
     }
     return (best if cfg.output == "best" else _finalize(mean, cfg)), info
 
+
 CEM_PRESETS: dict[str, CEMConfig] = {"paper": CEM_PAPER, "notebook": CEM_NOTEBOOK, "cpu": CEM_CPU, "tiny": CEM_TINY}
 
 

@@ -7,7 +7,7 @@ Environment contract (as the project's pybullet Franka env): ``reset(seed=...) -
 ``step(action [7]) -> (obs, reward, terminated, truncated, info)`` with ``obs = {"image": uint8 [H, W, 3],
 "state": float32 [7]}``, ``info["is_success"]`` and optionally ``info["distance"]`` (reported as the final
 distance); ``goal_images() -> list of uint8 [H, W, 3]`` (sub-goals, last = final goal);
-``get_sim_state()`` / ``set_sim_state(state)`` for the oracle.
+``get_state()`` / ``set_state(state)`` for the oracle.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from vjepa2.data.poses import sample_l1_ball
 from vjepa2.data.transforms import preprocess as eval_preprocess
 from vjepa2.plan.cem import CEM_PAPER, CEM_TINY, CEMConfig
 from vjepa2.plan.cem import plan as cem_plan
@@ -136,15 +137,13 @@ class RandomPlanner:
     def plan(self, obs: Obs, goal: np.ndarray) -> np.ndarray:
         if self.sampler is not None:
             return self.sampler(self.rng)
-        return sample_l1_ball(self.rng, self.radius, self.gripper)
+        return sample_action(self.rng, self.radius, self.gripper)
 
 
-def sample_l1_ball(rng: np.random.Generator, radius: float, gripper: bool = False) -> np.ndarray:
-    """One action ``[7]`` with xyz uniform in the L1 ball (a flat Dirichlet point with random signs)."""
-    w = rng.exponential(size=4)
-    xyz = radius * (w[:3] / w.sum()) * rng.choice([-1.0, 1.0], size=3)
+def sample_action(rng: np.random.Generator, radius: float, gripper: bool = False) -> np.ndarray:
+    """One 7-D action: xyz uniform in the L1 ball of ``radius``, no rotation, gripper uniform in [-1, 1] or 0."""
     g = rng.uniform(-1.0, 1.0) if gripper else 0.0
-    return np.array([*xyz, 0.0, 0.0, 0.0, g], dtype=np.float32)
+    return np.array([*sample_l1_ball(rng, radius), 0.0, 0.0, 0.0, g], dtype=np.float32)
 
 
 class OraclePlanner:
@@ -153,7 +152,7 @@ class OraclePlanner:
     The simulator is not batched, so the energy loops over the samples: keep ``cem_cfg`` cheap.
 
     Args:
-        env: the environment being controlled (``get_sim_state`` / ``set_sim_state``).
+        env: the environment being controlled (``get_state`` / ``set_state``).
         cem_cfg: CEM settings.
         distance_fn: ``(obs, info, goal image) -> float`` after a candidate; pixel distance by default. Pass a
             state-space distance (e.g. from ``info``) for a true-state oracle.
@@ -169,13 +168,13 @@ class OraclePlanner:
         self.generator.manual_seed(0 if seed is None else seed)
 
     def _simulate(self, saved: Any, actions: np.ndarray, goal: np.ndarray) -> float:
-        self.env.set_sim_state(saved)
+        self.env.set_state(saved)
         for action in actions:
             obs, _, _, _, info = self.env.step(action)
         return self.distance_fn(obs, info, goal)
 
     def plan(self, obs: Obs, goal: np.ndarray) -> np.ndarray:
-        saved = self.env.get_sim_state()
+        saved = self.env.get_state()
 
         def energy_fn(actions: torch.Tensor) -> torch.Tensor:
             acts = actions.numpy().astype(np.float32)
@@ -184,7 +183,7 @@ class OraclePlanner:
         try:
             actions, self.last_info = cem_plan(energy_fn, self.cfg, self.generator)
         finally:
-            self.env.set_sim_state(saved)
+            self.env.set_state(saved)
         return actions[0].numpy()
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vjepa2.plan.cem import CEMConfig
+from vjepa2.plan.envs import PlanningEnv
 from vjepa2.plan.mpc import OraclePlanner, RandomPlanner, evaluate
 
 HELD_OUT_SEED = 1_000_000
@@ -167,74 +168,6 @@ def build_episodes(
 # ---------------------------------------------------------------- env and planners
 
 
-def split_chunk(action: np.ndarray, frameskip: int) -> np.ndarray:
-    """A planner action ``[frameskip * A]`` as ``frameskip`` env actions ``[frameskip, A]``."""
-    action = np.asarray(action, dtype=np.float32).reshape(-1)
-    if action.size % frameskip:
-        raise ValueError(f"an action of {action.size} values does not split into {frameskip} env actions")
-    return action.reshape(frameskip, -1)
-
-
-class ProtocolEnv:
-    """A benchmark env as :func:`~vjepa2.plan.mpc.run_episode` sees it under a protocol.
-
-    ``reset(seed)`` starts the episode of that seed (its start and goal states); ``step`` runs a planner action as
-    ``frameskip`` env steps and latches success over them (``info["is_success"]``: the rule held after any of
-    them); ``info["distance"]`` is the env's distance to the goal after the last one.
-    """
-
-    def __init__(self, env: Any, episodes: Sequence[Episode], frameskip: int = 1) -> None:
-        self.env, self.frameskip = env, frameskip
-        self.episodes = {ep.seed: ep for ep in episodes}
-
-    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if seed not in self.episodes:
-            raise KeyError(f"no episode with seed {seed}; have {sorted(self.episodes)}")
-        ep = self.episodes[seed]
-        obs, info = self.env.reset(seed=seed, options={"state": ep.start, "goal": ep.goal})
-        return self._with_goal(obs), info
-
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        success = False
-        for a in split_chunk(action, self.frameskip):
-            obs, reward, terminated, truncated, info = self.env.step(a)
-            success = success or bool(info["is_success"])
-        return self._with_goal(obs), reward, terminated, truncated, {**info, "is_success": success}
-
-    def _with_goal(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Adds ``"goal_state"``, the goal's true state (agent position first), for DINO-WM's proprio term."""
-        return {**obs, "goal_state": self.env.goal_state.astype(np.float32)}
-
-    def goal_images(self) -> list[np.ndarray]:
-        return self.env.goal_images()
-
-    def close(self) -> None:
-        self.env.close()
-
-
-class StateSim:
-    """The env's physics as the oracle's model: chunks run with ``simulate`` (no rendering) and are scored with the
-    env's true-state ``oracle_cost`` to the episode's goal (Two-Rooms: path length through the door; Push-T:
-    position and angle errors over their tolerances)."""
-
-    def __init__(self, env: ProtocolEnv) -> None:
-        self.env, self.frameskip = env.env, env.frameskip
-
-    def get_sim_state(self) -> np.ndarray:
-        return self.env.get_state()
-
-    def set_sim_state(self, state: np.ndarray) -> None:
-        self.env.set_state(state)
-
-    def step(self, action: np.ndarray) -> tuple[None, float, bool, bool, dict[str, Any]]:
-        for a in split_chunk(action, self.frameskip):
-            self.env.simulate(a)
-        return None, 0.0, False, False, {}
-
-    def distance(self, obs: Any, info: dict[str, Any], goal: np.ndarray) -> float:
-        return float(self.env.oracle_cost())
-
-
 def env_cem(cfg: CEMConfig, env: Any, frameskip: int) -> CEMConfig:
     """``cfg``'s sampling settings on the env's action set: ``frameskip`` stacked actions, each in its box or ball.
 
@@ -280,8 +213,8 @@ def baseline_planners(
 ) -> dict[str, Any]:
     """``{name: planner or env -> planner}`` for ``random`` (uniform actions) and ``oracle`` (true-state CEM)."""
 
-    def oracle(penv: ProtocolEnv) -> OraclePlanner:
-        sim = StateSim(penv)
+    def oracle(penv: PlanningEnv) -> OraclePlanner:
+        sim = penv.simulator()
         return OraclePlanner(sim, env_cem(oracle_cem, env, frameskip), distance_fn=sim.distance)
 
     planners: dict[str, Any] = {}
@@ -313,7 +246,7 @@ def run_protocol(
     if sorted(specs) != list(range(first, first + len(specs))):
         raise ValueError("episode seeds must be consecutive")
     rows = evaluate(
-        lambda: ProtocolEnv(make_benchmark_env(env_name, image_size), episodes, frameskip), planner,
+        lambda: PlanningEnv(make_benchmark_env(env_name, image_size), episodes, frameskip), planner,
         episodes=len(episodes), seed=first, max_steps=budget // frameskip, gif_dir=gif_dir,
     )  # fmt: skip
     for row in rows:

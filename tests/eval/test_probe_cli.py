@@ -12,7 +12,7 @@ from vjepa2.cli import main
 from vjepa2.config_io import load_config
 from vjepa2.eval.evaluate import ProbeRunConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OVERRIDES = [
     "model.encoder=vit_test",
     "data.frames=2",

@@ -147,7 +147,7 @@ def test_hugging_face_repository_from_an_offline_cache(tmp_path):
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf-home"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}  # fmt: skip
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"}  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", HF_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "loaded 48 2" in proc.stdout
@@ -158,7 +158,7 @@ def test_hugging_face_repository_from_an_offline_cache(tmp_path):
 
 
 def test_hubconf_has_the_official_entries_and_loads_through_torch_hub(served):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("hubconf", repo / "hubconf.py")

@@ -24,10 +24,10 @@ from vjepa2.plan.cem import (  # noqa: E402
 )
 from vjepa2.plan.protocol import HELD_OUT_SEED  # noqa: E402
 from vjepa2.plan.report import describe_cem, format_table  # noqa: E402
-from vjepa2.plan.tabletop import TrueStateSim, make_env  # noqa: E402
+from vjepa2.plan.tabletop import make_env  # noqa: E402
 from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
 
 
@@ -96,17 +96,17 @@ def test_oracle_model_scores_the_goal_shown_and_restores_state():
     env = make_env("franka-pick-and-place", 32)
     try:
         env.reset(seed=3)
-        franka, sim = env.env, TrueStateSim(env.env)
+        franka, sim = env.unwrapped, env.simulator()
         goals = env.goal_images()
         assert [sim.goal_index(g) for g in goals] == [0, 1, 2]
-        saved = sim.get_sim_state()
+        saved = sim.get_state()
         before = franka.state()
         sim.step(np.array([0.05, 0, 0, 0, 0, 0, 0], dtype=np.float32))
         assert not np.allclose(franka.state(), before)
         assert sim.distance(None, {}, goals[1]) == pytest.approx(franka.oracle_cost(goal_index=1))
-        sim.set_sim_state(saved)
+        sim.set_state(saved)
         np.testing.assert_allclose(franka.state(), before, atol=1e-6)
-        ids = {sim.get_sim_state().bullet_id for _ in range(5)}
+        ids = {sim.get_state().bullet_id for _ in range(5)}
         assert len(ids) == 1  # each snapshot releases the previous one: pybullet reuses the slot, nothing leaks
         with pytest.raises(ValueError, match="not one of the env's goal images"):
             sim.goal_index(np.zeros_like(goals[0]))

@@ -12,12 +12,10 @@ import pytest
 pytest.importorskip("pybullet")
 gym = pytest.importorskip("gymnasium")
 
-from vjepa2.data.poses import euler_to_matrix, poses_to_diffs  # noqa: E402
+from vjepa2.data.poses import compute_new_pose, euler_to_matrix, matrix_to_euler, poses_to_diffs  # noqa: E402
 from vjepa2.envs import ENVS, TASKS, make  # noqa: E402
 from vjepa2.envs.franka import FrankaEnv  # noqa: E402
 from vjepa2.envs.franka_tasks import (  # noqa: E402
-    compute_new_pose,
-    matrix_to_euler,
     random_action,
     sample_layout,
     scripted_action,
@@ -61,7 +59,7 @@ def test_euler_is_extrinsic_xyz_and_round_trips():
     explicit = np.stack([_rz(c) @ _ry(b) @ _rx(a) for a, b, c in e])  # extrinsic x, then y, then z
     np.testing.assert_allclose(mats, explicit, atol=1e-12)
     np.testing.assert_allclose(matrix_to_euler(mats, wrap_roll=False), e, atol=1e-9)
-    wrapped = matrix_to_euler(mats)
+    wrapped = matrix_to_euler(mats, wrap_roll=True)
     assert np.all((wrapped[:, 0] >= 0) & (wrapped[:, 0] < 2 * np.pi))
     np.testing.assert_allclose(euler_to_matrix(wrapped), mats, atol=1e-12)
 
@@ -70,7 +68,7 @@ def test_compute_new_pose_composes_on_the_left_and_inverts_poses_to_diffs():
     rng = np.random.default_rng(1)
     states = np.concatenate([rng.normal(size=(6, 3)), rng.uniform(-1, 1, (6, 3)), rng.uniform(0, 1, (6, 1))], 1)
     actions = poses_to_diffs(states)
-    nxt = compute_new_pose(states[:-1], actions)
+    nxt = compute_new_pose(states[:-1], actions, wrap_roll=True)
     np.testing.assert_allclose(euler_to_matrix(nxt[:, 3:6]), euler_to_matrix(states[1:, 3:6]), atol=1e-9)
     np.testing.assert_allclose(nxt[:, [0, 1, 2, 6]], states[1:, [0, 1, 2, 6]], atol=1e-12)
     r = euler_to_matrix(actions[0, 3:6]) @ euler_to_matrix(states[0, 3:6])
@@ -138,7 +136,7 @@ def test_rotation_action_follows_compute_new_pose(envs):
     obs, _ = env.reset(seed=2)
     action = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.0], dtype=np.float32)
     nxt, *_ = env.step(action)
-    want = compute_new_pose(obs["state"], action)
+    want = compute_new_pose(obs["state"], action, wrap_roll=True)
     np.testing.assert_allclose(euler_to_matrix(nxt["state"][3:6]), euler_to_matrix(want[3:6]), atol=5e-3)
 
 
@@ -182,27 +180,27 @@ def test_sim_state_round_trip(envs):
     env.reset(seed=6)
     rng = np.random.default_rng(1)
     env.step(random_action(rng))
-    saved, action = env.get_sim_state(), random_action(rng)
+    saved, action = env.get_state(), random_action(rng)
     first = env.step(action)
     for _ in range(2):
         env.step(random_action(rng))
-    env.set_sim_state(saved)
+    env.set_state(saved)
     second = env.step(action)
     np.testing.assert_array_equal(first[0]["image"], second[0]["image"])
     np.testing.assert_array_equal(first[0]["state"], second[0]["state"])
     np.testing.assert_array_equal(first[4]["cube_pos"], second[4]["cube_pos"])
-    env.release_sim_state(saved)
+    env.release_state(saved)
 
 
 def test_explicit_sim_state_moves_between_envs(envs):
     env = envs("reach_with_object")
     env.reset(seed=8)
     env.step(np.array([0.04, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0], dtype=np.float32))
-    saved = env.get_sim_state(exact=False)
+    saved = env.get_state(exact=False)
     other = FrankaEnv(task="reach_with_object", image_size=48)
     try:
         other.reset(seed=8)
-        other.set_sim_state(saved)
+        other.set_state(saved)
         np.testing.assert_allclose(other.state(), env.state(), atol=1e-6)
         np.testing.assert_allclose(other.snapshot()["cube_pos"], env.snapshot()["cube_pos"], atol=1e-6)
         action = np.array([0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=np.float32)
@@ -214,14 +212,14 @@ def test_explicit_sim_state_moves_between_envs(envs):
 def test_oracle_cost_prefers_moving_to_the_goal(envs):
     env = envs("reach")
     _, info = env.reset(seed=7)
-    saved = env.get_sim_state()
+    saved = env.get_state()
     direction = info["goal"] - info["ee_pos"]
     costs = []
     for sign in (1.0, -1.0):
-        env.set_sim_state(saved)
+        env.set_state(saved)
         env.simulate(np.concatenate([sign * 0.05 * direction / np.linalg.norm(direction), np.zeros(4)]))
         costs.append(env.oracle_cost())
-    env.release_sim_state(saved)
+    env.release_state(saved)
     assert costs[0] < info["oracle_cost"] < costs[1]
 
 

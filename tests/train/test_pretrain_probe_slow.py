@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_probe.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pretrain_probe.py"
 FUTURE_MASK = "masks=[{num_blocks: 1, spatial_scale: [0.15, 0.15], max_temporal_keep: 0.25}]"
 
 

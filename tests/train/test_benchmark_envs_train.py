@@ -17,7 +17,7 @@ from vjepa2.train.metrics import read_metrics  # noqa: E402
 SMALL = ["data.frames=4", "data.batch_size=2", "optim.steps=2", "optim.warmup=1", "data.num_workers=0",
          "run.dtype=fp32", "run.progress=false", "run.max_minutes=null", "run.log_every=1"]  # fmt: skip
 MODELS = ["model.encoder=vit_test", "model.predictor=vit_test"]
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_collect_pretrain_train_ac_and_eval_plan_on_two_rooms(tmp_path, capsys):

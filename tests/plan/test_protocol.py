@@ -15,16 +15,15 @@ from vjepa2.cli import COMMANDS, main  # noqa: E402
 from vjepa2.envs.wall import WallEnv  # noqa: E402
 from vjepa2.envs.wall import proprio_step as wall_step  # noqa: E402
 from vjepa2.plan.cem import CEMConfig, constrain, plan  # noqa: E402
+from vjepa2.plan.envs import PlanningEnv, split_chunk  # noqa: E402
 from vjepa2.plan.protocol import (  # noqa: E402
     Episode,
-    ProtocolEnv,
     baseline_planners,
     build_episodes,
     chunk_pose_fn,
     env_episodes,
     get_protocol,
     run_protocol,
-    split_chunk,
     trajectory_episodes,
     uniform_sampler,
 )
@@ -62,7 +61,7 @@ def test_protocols_and_dino_wm_wall_goals():
 def test_chunks_run_frameskip_steps_and_latch_success():
     """A chunk that passes the goal and overshoots it still counts as a success."""
     start, goal = np.array([10.0, 10.0, 32.0, 30.0]), np.array([17.0, 10.0, 32.0, 30.0])
-    penv = ProtocolEnv(WallEnv(image_size=16), [Episode(0, start, goal, "test")], frameskip=5)
+    penv = PlanningEnv(WallEnv(image_size=16), [Episode(0, start, goal, "test")], frameskip=5)
     penv.reset(seed=0)
     _, _, _, _, info = penv.step(np.tile([1.8, 0.0], 5))  # 5 x 3.6 px: passes x = 17, ends at 28
     assert info["is_success"] and info["distance"] == pytest.approx(11.0)
@@ -164,7 +163,7 @@ def test_proprio_planner_moves_the_agent_to_the_goal_position(tmp_path, capsys):
     """DINO-WM's proprio term reaches the goal's position without any visual skill: the protocol env hands the
     planner ``obs["goal_state"]``, and the proprio-only reference beats random actions on Two-Rooms."""
     start, goal = np.array([10.0, 10.0, 32.0, 30.0]), np.array([17.0, 10.0, 32.0, 30.0])
-    obs, _ = ProtocolEnv(WallEnv(image_size=16), [Episode(0, start, goal, "test")]).reset(seed=0)
+    obs, _ = PlanningEnv(WallEnv(image_size=16), [Episode(0, start, goal, "test")]).reset(seed=0)
     assert np.allclose(obs["goal_state"], goal)
     ckpt = _checkpoint(tmp_path / "wm.pt", action_dim=10, state_dim=2)
     out = tmp_path / "eval.json"

@@ -59,10 +59,10 @@ class PointEnv:
     def goal_images(self):
         return [render(g) for g in self.goals]
 
-    def get_sim_state(self):
+    def get_state(self):
         return self.pos.copy(), self.steps
 
-    def set_sim_state(self, state):
+    def set_state(self, state):
         self.pos, self.steps = state[0].copy(), state[1]
 
 
@@ -97,9 +97,9 @@ def test_oracle_beats_random_and_reaches_goals():
 def test_oracle_restores_sim_state():
     env = PointEnv()
     obs, _ = env.reset(seed=4)
-    before = env.get_sim_state()
+    before = env.get_state()
     action = OraclePlanner(env, CEM_TINY).plan(obs, env.goal_images()[0])
-    after = env.get_sim_state()
+    after = env.get_state()
     assert np.array_equal(before[0], after[0]) and before[1] == after[1]
     assert action.shape == (7,) and np.abs(action[:3]).sum() <= 0.075 + 1e-6
 

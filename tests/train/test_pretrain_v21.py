@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tests.test_pretrain import clips, losses, tiny_config
+from tests.train.test_pretrain import clips, losses, tiny_config
 from vjepa2.errors import ConfigError
 from vjepa2.train.dense import V21Section, context_weight, distance_weights, level_norm, weighted_l1
 from vjepa2.train.pretrain import build_models, train
