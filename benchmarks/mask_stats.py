@@ -49,7 +49,7 @@ def official_batch(rng: random.Random, cfg: dict, batch: int) -> tuple[list[int]
 
 def ours(step: int, cfg: dict, world_size: int, group: int, batch: int) -> tuple[list[int], list[int]]:
     from vjepa2.masks import MaskConfig
-    from vjepa2.train.distributed import World
+    from vjepa2.train.distributed import DistWorld
     from vjepa2.train.pretrain import step_masks
     from vjepa2.train.pretrain_config import DataSection, ModelSection, PretrainConfig
 
@@ -60,7 +60,7 @@ def ours(step: int, cfg: dict, world_size: int, group: int, batch: int) -> tuple
     )
     ctx, tgt = [], []
     for rank in range(0, world_size, max(1, world_size // 8)):  # 8 ranks: each one draws the whole global batch
-        c, t = step_masks(replace(pc), step, World(rank=rank, size=world_size), torch.device("cpu"))[0]
+        c, t = step_masks(replace(pc), step, DistWorld(rank=rank, size=world_size), torch.device("cpu"))[0]
         ctx += [c.shape[1]] * c.shape[0]
         tgt += [t.shape[1]] * t.shape[0]
     return ctx, tgt

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers import VJEPA2Config, VJEPA2Model
 
-from vjepa2.train.distributed import World
+from vjepa2.train.distributed import DistWorld
 from vjepa2.train.ema import ema_update
 from vjepa2.train.pretrain import build_state, step_masks
 from vjepa2.train.pretrain import train_step as our_step
@@ -85,7 +85,7 @@ def main() -> None:
         optim=OptimSection(warmup=0, start_lr=1e-4, lr=1e-4, final_lr=1e-4),
         run=RunSection(dtype="bf16", device="cpu"),
     )
-    world = World()
+    world = DistWorld()
     state = build_state(cfg, world)
     model, teacher = hf_model(state), None
     teacher = copy.deepcopy(model).requires_grad_(False)

@@ -47,7 +47,7 @@ class _Clips(torch.utils.data.Dataset):
 def task_data(task: str, split: str, n: int, frames: int, size: int) -> tuple[torch.utils.data.Dataset, torch.Tensor]:
     """``(clips dataset, labels)`` of a probe task's split (``train`` or ``test``)."""
     if task == "digits":
-        from vjepa2.data.mix import digit_images
+        from vjepa2.data.digits import digit_images
 
         images, labels = digit_images("train" if split == "train" else "test")
         images, labels = images[:n], labels[:n]
@@ -100,8 +100,12 @@ def main() -> None:
     parser.add_argument("--test-clips", type=int, default=1000)
     parser.add_argument("--probe-depth", type=int, default=1, help="1: V-JEPA 1's single cross-attention block")
     parser.add_argument("--probe-epochs", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("runs/pretrained-model.json"),
-                        help="rows already in this file are kept and not measured again (a curve grows run by run)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/pretrained-model.json"),
+        help="rows already in this file are kept and not measured again (a curve grows run by run)",
+    )
     parser.add_argument("--plot", type=Path, help="PNG of accuracy against the number in each encoder's name")
     args = parser.parse_args()
     models = encoders(args.encoders, args.preset)

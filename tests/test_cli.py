@@ -98,6 +98,18 @@ def test_embed_default_builtin_clip(tmp_path, capsys):
     assert list(feats) == [str(builtin_clip())] and feats[str(builtin_clip())].shape == (48,)
 
 
+def test_embed_records_which_weights_it_used(tmp_path, capsys):
+    out = tmp_path / "f.safetensors"
+    assert main(["embed", "--model", "vjepa2_tiny", "--frames", "2", "--out", str(out)]) == 0
+    assert "ship with the package" in capsys.readouterr().err
+    assert read_features(out)[1]["weights"] == "packaged"
+    assert (
+        main(["embed", "--model", "vit_test", "--frames", "2", "--resolution", "32", "--out", str(out), "--overwrite"])
+        == 0
+    )
+    assert read_features(out)[1]["weights"] == "random"
+
+
 def test_help_and_registry(capsys):
     assert "embed" in COMMANDS
     with pytest.raises(SystemExit) as exit_:

@@ -11,7 +11,7 @@ import torch
 from tests.train.test_pretrain import clips, tiny_config
 from vjepa2.errors import RunFolderError, TrainingDiverged
 from vjepa2.masks import MaskConfig, sample_lists, token_grid
-from vjepa2.train.distributed import World
+from vjepa2.train.distributed import DistWorld
 from vjepa2.train.metrics import read_metrics
 from vjepa2.train.pretrain import step_masks, train
 from vjepa2.train.pretrain_config import ModelSection
@@ -113,11 +113,11 @@ def test_masks_truncate_per_device_group_not_per_global_batch(tmp_path):
     cfg = replace(cfg, data=replace(cfg.data, batch_size=8, mask_group=2), masks=(mask,))
     gen = torch.Generator().manual_seed(cfg.run.seed * 1_000_003)
     lists, _ = sample_lists(mask, token_grid(4, 64, 16, 2), 8, cfg.run.seed, gen)  # untruncated, step 0
-    per_rank = [step_masks(cfg, 0, World(rank=r, size=4), torch.device("cpu"))[0][0] for r in range(4)]
+    per_rank = [step_masks(cfg, 0, DistWorld(rank=r, size=4), torch.device("cpu"))[0][0] for r in range(4)]
     for r, ctx in enumerate(per_rank):  # rank r holds samples r::4, one group: truncated to their own minimum
         mine = lists[r::4]
         assert torch.equal(ctx, torch.stack([c[: min(len(m) for m in mine)] for c in mine]))
-    one = step_masks(cfg, 0, World(), torch.device("cpu"))[0][0]  # one process holds every group: global minimum
+    one = step_masks(cfg, 0, DistWorld(), torch.device("cpu"))[0][0]  # one process holds every group: global minimum
     assert one.shape[1] == min(len(c) for c in lists)
     assert max(c.shape[1] for c in per_rank) > one.shape[1]  # per-device truncation keeps more context
 

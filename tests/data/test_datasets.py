@@ -12,7 +12,7 @@ from vjepa2.data.datasets import (
     SkippedFileWarning,
     VideoClipDataset,
     collate_clips,
-    load_source,
+    list_samples,
     make_loader,
     read_csv_list,
 )
@@ -78,14 +78,14 @@ def test_csv_double_colon_fallback(data):
 def test_folder_and_glob_discovery(data):
     good = data / "good"
     expected = [str(good / "a.mp4"), str(good / "c.png"), str(good / "sub/b.mp4")]
-    assert [p for p, _ in load_source(good)] == expected  # recursive, sorted, notes.txt ignored
-    assert all(label == -1 for _, label in load_source(good))
-    assert [p for p, _ in load_source(f"{good}/**/*.mp4")] == [expected[0], expected[2]]
-    assert load_source(good / "c.png") == [(expected[1], -1)]
+    assert [p for p, _ in list_samples(good)] == expected  # recursive, sorted, notes.txt ignored
+    assert all(label == -1 for _, label in list_samples(good))
+    assert [p for p, _ in list_samples(f"{good}/**/*.mp4")] == [expected[0], expected[2]]
+    assert list_samples(good / "c.png") == [(expected[1], -1)]
     with pytest.raises(FileNotFoundError):
-        load_source(data / "missing.csv")
+        list_samples(data / "missing.csv")
     with pytest.raises(FileNotFoundError):
-        load_source(data / "nowhere")
+        list_samples(data / "nowhere")
 
 
 def test_empty_dataset_raises(data):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa2.data.mix import ClipBankDataset, bank_sources, prepare_mix
+from vjepa2.data.clip_bank import ClipBankDataset, bank_sources
 from vjepa2.errors import UserError
+from vjepa2.train.mix import prepare_mix
 from vjepa2.weights import WeightsError, load_encoder, load_predictor
 from vjepa2.weights.files import atomic_save
 from vjepa2.weights.packaged import PACKAGED, package_weights, packaged_path, read_packaged

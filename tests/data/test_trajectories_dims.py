@@ -14,7 +14,7 @@ from vjepa2.data.trajectories import SkippedTrajectoryWarning, StepDims, load_tr
 from vjepa2.data.trajectory_dataset import TrajectoryClipDataset, stack_actions
 from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACTrainConfig
 from vjepa2.train.ac_data import data_dims
-from vjepa2.train.distributed import World
+from vjepa2.train.distributed import DistWorld
 from vjepa2.train.features import FeatureClipDataset, _cache_name
 from vjepa2.train.pretrain_config import DataSection, PretrainConfig
 
@@ -136,7 +136,7 @@ def test_pretraining_batches_frames_of_different_envs(tmp_path):
     cfg = PretrainConfig()
     cfg = replace(cfg, data=DataSection(datasets=(str(tmp_path / "data"),), frames=4, fps=None, frame_step=2, crop=16,
                                         batch_size=4, num_workers=0, ipe=2))  # fmt: skip
-    clips, skipped = next(pretrain_batches(cfg, World()))
+    clips, skipped = next(pretrain_batches(cfg, DistWorld()))
     assert clips.shape == (4, 3, 4, 16, 16) and skipped == 0
 
 

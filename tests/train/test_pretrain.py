@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from vjepa2.schedules import cosine_wd, ema_momentum, linear_decay_lr, warmup_cosine_lr
-from vjepa2.train.distributed import World
+from vjepa2.train.distributed import DistWorld
 from vjepa2.train.ema import ema_update
 from vjepa2.train.metrics import read_metrics
 from vjepa2.train.pretrain import build_models, step_masks, train
@@ -260,7 +260,7 @@ def test_patch_8_encoder_gets_a_matching_predictor_and_mask_grid(tmp_path):
     cfg = replace(cfg, model=ModelSection(encoder="vit_tiny_p8", predictor="vit_test"))
     _, predictor, _ = build_models(cfg)
     assert (predictor.cfg.patch_size, predictor.cfg.embed_dim) == (8, 192)
-    masks = step_masks(cfg, 0, World(), torch.device("cpu"))
+    masks = step_masks(cfg, 0, DistWorld(), torch.device("cpu"))
     assert max(int(t.max()) for _, t in masks) >= 32  # a 2 x 8 x 8 token grid, not 2 x 4 x 4
     out = train(cfg, iter([(smooth_clip(), 0)] * 2))
     assert load_encoder("vit_tiny_p8", out / "latest.pt").cfg.patch_size == 8
@@ -274,8 +274,8 @@ def test_synthetic_world_options_reach_the_batches(tmp_path):
     cfg = load_config(PretrainConfig, None, ["data.world.noise=0.1", "data.world.frames=16", "data.crop=64"])
     assert cfg.data.world.noise == 0.1
     data = DataSection(frames=4, crop=64, batch_size=2, num_workers=0)
-    clean = next(synthetic_batches(replace(cfg, data=data), World()))[0]
-    noisy = next(synthetic_batches(replace(cfg, data=replace(data, world=cfg.data.world)), World()))[0]
+    clean = next(synthetic_batches(replace(cfg, data=data), DistWorld()))[0]
+    noisy = next(synthetic_batches(replace(cfg, data=replace(data, world=cfg.data.world)), DistWorld()))[0]
     assert clean.shape == noisy.shape == (2, 3, 4, 64, 64)
     residual = (noisy - clean)[:, :, 1:] - (noisy - clean)[:, :, :-1]  # the static scene cancels, the noise not
     assert residual.std() > 0.3 and (clean[:, :, 1:] - clean[:, :, :-1]).abs().median() == 0

@@ -47,8 +47,9 @@ def _classify_spec(args: argparse.Namespace, recorded: dict, img_size: int):
 def run(args: argparse.Namespace) -> int:
     """``vjepa2 classify VIDEO --probe FILE``: print the top classes of one video."""
     from vjepa2.data.video import VideoReadError
+    from vjepa2.devices import pick_device
     from vjepa2.eval.classify import classify_video, probe_metadata, read_labels, top_k
-    from vjepa2.eval.features import load_frozen_encoder, pick_device
+    from vjepa2.eval.features import load_frozen_encoder
     from vjepa2.weights import load_classifier
 
     try:

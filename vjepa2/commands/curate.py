@@ -28,10 +28,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``vjepa2 curate``: embed pool and target, retrieve by clusters, write the list, a JSON summary and a chart."""
     from vjepa2.data.video import VideoReadError
+    from vjepa2.devices import pick_device
     from vjepa2.eval.baselines import pool
     from vjepa2.eval.curate import plot_report, retrieve
     from vjepa2.eval.data import ClipSpec, PathSource
-    from vjepa2.eval.features import encode_source, load_frozen_encoder, pick_device
+    from vjepa2.eval.features import encode_source, load_frozen_encoder
 
     try:
         check_output(args.out, inputs=[args.pool, args.target], overwrite=args.overwrite, flag="--out")

@@ -15,6 +15,7 @@ from typing import Any
 
 from vjepa2.commands.common import add_overwrite_arg, log
 from vjepa2.config import ENCODER_PRESETS
+from vjepa2.devices import pick_device
 from vjepa2.outputs import check_output, follow_umask
 
 
@@ -105,10 +106,12 @@ def _embed_one(model: Any, path: Path, args: argparse.Namespace, device: Any) ->
 
 
 def _metadata(args: argparse.Namespace, files: dict[str, Any], failed: list[str]) -> dict[str, str]:
+    from vjepa2.weights.packaged import PACKAGED
+
     sampling = {"frame_step": args.frame_step} if args.frame_step else {"fps": args.fps}
     meta = {
         "model": args.model,
-        "weights": args.weights or "random",
+        "weights": args.weights or ("packaged" if args.model in PACKAGED else "random"),
         "key": args.key,
         "frames": args.frames,
         **sampling,
@@ -130,10 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vjepa2.data.video import VideoReadError
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        log("error: --device cuda but CUDA is not available")
-        return 2
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     check_output(args.out, inputs=args.inputs, overwrite=args.overwrite, flag="--out")
     files = _embed_inputs(args.inputs)
     if not files:

@@ -33,15 +33,11 @@ from vjepa2.commands.common import (
 from vjepa2.outputs import check_output
 from vjepa2.plan.cem import CEM_PRESETS, cem_config
 from vjepa2.plan.load import frame_preprocess, pick_transform
-from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, Protocol
+from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, PlanningProtocol
 from vjepa2.plan.report import describe_env_cem, format_benchmark_table, result_row, write_json
 from vjepa2.plan.tabletop import BASELINES
 
 EVAL_BASELINES = (*BASELINES, "proprio")
-
-
-
-
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -125,7 +121,7 @@ def _planners(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, tuple[An
 
 def header(args: argparse.Namespace, s: dict[str, Any], episodes: int) -> str:
     """The line above the table: env, protocol, episodes, goals, budget, frameskip, world model."""
-    protocol: Protocol = s["protocol"]
+    protocol: PlanningProtocol = s["protocol"]
     goals = f"+{protocol.offset} steps along held-out trajectories" if protocol.goals == "trajectory" else "env random"
     return (
         f"{args.env}, {protocol.name} protocol: {episodes} episodes (seed {args.seed}), goals {goals}, "
@@ -146,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         episodes = _episodes(args, s)
     except (WeightsError, FileNotFoundError, ValueError) as err:
         return error(str(err))
-    protocol: Protocol = s["protocol"]
+    protocol: PlanningProtocol = s["protocol"]
     image_size = s["env"].image_size
     results = []
     for name, (planner, settings) in planners.items():

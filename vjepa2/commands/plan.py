@@ -81,8 +81,6 @@ def add_args(p: argparse.ArgumentParser) -> None:
     add_overwrite_arg(p)
 
 
-
-
 def run(args: argparse.Namespace) -> int:
     """``vjepa2 plan``: evaluate the latent planner and baselines; print the table, write the GIF and JSON."""
     from vjepa2.envs import ENV_TASKS, ENVS, TASKS

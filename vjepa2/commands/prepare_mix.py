@@ -6,7 +6,7 @@ import argparse
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    from vjepa2.data.mix import MIX
+    from vjepa2.train.mix import MIX
 
     p.add_argument("--out", default="runs/mix", help="folder for the banks and mix.json (default: %(default)s)")
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: %(default)s)")
@@ -17,8 +17,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vjepa2.data.mix import prepare_mix
     from vjepa2.errors import UserError
+    from vjepa2.train.mix import prepare_mix
 
     if args.size < 16 or args.frames < 2 or args.scale <= 0:
         raise UserError(

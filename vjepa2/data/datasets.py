@@ -34,7 +34,7 @@ from vjepa2.data.video import MEDIA_EXTENSIONS, VideoReadError, list_media, read
 from vjepa2.errors import UserError
 
 Transform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
-Source = str | os.PathLike
+PathLike = str | os.PathLike
 
 
 class SkippedFileWarning(UserWarning):
@@ -44,7 +44,7 @@ class SkippedFileWarning(UserWarning):
 # ---------------------------------------------------------------------------------------------------- data lists
 
 
-def read_csv_list(path: Source) -> list[tuple[str, int]]:
+def read_csv_list(path: PathLike) -> list[tuple[str, int]]:
     """Parse a data list: one ``path [label]`` per line, space-delimited, or ``::``-delimited if any line has ``::``.
 
     Relative paths are resolved against the CSV's folder. A missing label, or one that is not an integer (e.g. a
@@ -79,7 +79,7 @@ def _int_or_none(text: str) -> int | None:
         return None
 
 
-def load_source(source: Source) -> list[tuple[str, int]]:
+def list_samples(source: PathLike) -> list[tuple[str, int]]:
     """Samples ``[(path, label), ...]`` of a CSV list, a folder, a glob pattern or a single media file.
 
     Folder and glob samples are unlabelled (-1) and sorted; only video and image extensions are kept.
@@ -164,7 +164,7 @@ class VideoClipDataset(Dataset):
 
     def __init__(
         self,
-        sources: Source | Sequence[Source],
+        sources: PathLike | Sequence[PathLike],
         weights: Sequence[float] | None = None,
         frames: int = 16,
         fps: float | None = 4,
@@ -175,7 +175,7 @@ class VideoClipDataset(Dataset):
     ) -> None:
         sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
         _check_args(sources, weights, frames, fps, frame_step, seed, max_retries)
-        per_source = [load_source(s) for s in sources]
+        per_source = [list_samples(s) for s in sources]
         for source, samples in zip(sources, per_source, strict=True):
             if not samples:
                 raise UserError(f"data source {os.fspath(source)!r} has no video or image files")
@@ -234,7 +234,7 @@ class VideoClipDataset(Dataset):
 
 
 def _check_args(
-    sources: list[Source],
+    sources: list[PathLike],
     weights: Sequence[float] | None,
     frames: int,
     fps: float | None,

@@ -62,8 +62,6 @@ def import_h5py() -> Any:
     return h5py
 
 
-
-
 @dataclass
 class Trajectory:
     """One robot trajectory.

@@ -40,12 +40,6 @@ CARRY_LIFT = 0.06  # pick-and-place: height of the held cube above the table in 
 # ---------------------------------------------------------------- pose convention
 
 
-
-
-
-
-
-
 # ---------------------------------------------------------------- tasks
 
 
@@ -206,8 +200,6 @@ def goal_distance(task: str, ee_pos: np.ndarray, cube_pos: np.ndarray, gripper: 
 
 
 # ---------------------------------------------------------------- policies
-
-
 
 
 def project_l1(v: np.ndarray, radius: float) -> np.ndarray:

@@ -22,8 +22,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from vjepa2.data.datasets import load_source as list_samples
-from vjepa2.data.datasets import read_csv_list
+from vjepa2.data.datasets import list_samples, read_csv_list
+from vjepa2.data.digits import digit_images
 from vjepa2.data.synthetic import SyntheticWorld, WorldConfig, split_seeds
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
 from vjepa2.data.video import list_media
@@ -34,7 +34,6 @@ from vjepa2.eval.views import clip_views, read_segments
 # Scene distributions of the synthetic probe tasks: a motion task needs one moving object, an appearance task one
 # object whose shape and colour are the label.
 SYNTHETIC_WORLDS: dict[str, dict] = {"direction": {"one_mover_prob": 1.0}, "appearance": {"max_objects": 1}}
-DIGITS_TRAIN = 1000
 
 
 @dataclass(frozen=True)
@@ -159,21 +158,14 @@ class DigitsSource:
     """scikit-learn's 8x8 handwritten digits, upscaled (nearest) to ``size`` px RGB, as repeated-frame clips."""
 
     def __init__(self, split: str, n: int | None = None, size: int = 64) -> None:
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError as e:
-            raise ImportError("digits:... probe data needs scikit-learn: pip install 'vjepa2[eval]'") from e
         if split not in ("train", "test"):
             raise UserError(f"digits split must be 'train' or 'test', got {split!r}")
-        digits = load_digits()
-        order = np.random.default_rng(0).permutation(len(digits.target))
-        order = order[:DIGITS_TRAIN] if split == "train" else order[DIGITS_TRAIN:]
-        order = order[:n] if n else order
-        self.name = f"digits:{split}:{len(order)}:{size}"
+        images, labels = digit_images(split)
+        images, labels = (images[:n], labels[:n]) if n else (images, labels)
+        self.name = f"digits:{split}:{len(labels)}:{size}"
         scale = size // 8
-        img = (digits.images[order] * (255 / 16)).astype(np.uint8).repeat(scale, 1).repeat(scale, 2)  # [N, s, s]
-        self.images = torch.from_numpy(np.ascontiguousarray(img))
-        self.labels = torch.from_numpy(digits.target[order]).long()
+        self.images = torch.from_numpy(np.ascontiguousarray(images.repeat(scale, 1).repeat(scale, 2)))  # [N, s, s]
+        self.labels = torch.from_numpy(labels).long()
         self.classes = [str(c) for c in range(10)]
 
     def __len__(self) -> int:

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
+from vjepa2.devices import pick_device
 from vjepa2.errors import UserError
 from vjepa2.eval.baselines import BaselineConfig, knn_probe, linear_probe, pool
 from vjepa2.eval.cache import cache_key, cached_features, resolve_weights, weights_id
 from vjepa2.eval.data import ClipSpec, Source, load_source
-from vjepa2.eval.features import encode_source, load_frozen_encoder, pick_device
+from vjepa2.eval.features import encode_source, load_frozen_encoder
 from vjepa2.eval.probe import ProbeConfig, train_probes
 
 

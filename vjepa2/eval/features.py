@@ -53,13 +53,6 @@ def load_frozen_encoder(
     return load_encoder(preset, resolve_weights(weights), key=key).eval().requires_grad_(False)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available else cpu; asking for cuda without it is an error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available")
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def encode_source(
     encoder: nn.Module,
     source: Any,

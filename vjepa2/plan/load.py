@@ -29,6 +29,7 @@ from vjepa2.config import ACPredictorConfig, EncoderConfig
 from vjepa2.config_io import from_dict
 from vjepa2.data.poses import compute_new_pose
 from vjepa2.data.trajectories import POSE_DIM
+from vjepa2.devices import pick_device
 from vjepa2.models.encode import DTYPES
 from vjepa2.plan.world_model import PoseFn, WorldModel
 from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
@@ -115,16 +116,6 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     )
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other names as :class:`torch.device` (ValueError if absent)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
 def load_world_model(
     path: str | Path,
     dtype: str = "bf16",
@@ -170,7 +161,7 @@ def load_world_model(
         raise WeightsError(
             f"{path}: the encoder is {enc.cfg.embed_dim} wide but the AC predictor expects {pred.cfg.embed_dim}"
         )
-    dev = resolve_device(device)
+    dev = pick_device(device)
     enc, pred = enc.requires_grad_(False).to(dev), pred.requires_grad_(False).to(dev)
     return WorldModel(enc, pred, dtype=dtype, pose_fn=default_pose_fn(pred.cfg))
 

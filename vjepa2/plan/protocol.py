@@ -38,7 +38,7 @@ PoseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class Protocol:
+class PlanningProtocol:
     """How episodes are drawn and scored.
 
     Attributes:
@@ -68,15 +68,15 @@ PUBLISHED: dict[tuple[str, str], str] = {  # (protocol, Gymnasium id) -> referen
 }
 
 
-def get_protocol(name: str, env_name: str) -> Protocol:
+def get_protocol(name: str, env_name: str) -> PlanningProtocol:
     """The protocol ``name`` for the benchmark env ``env_name`` (DINO-WM's goal source depends on the env)."""
     from vjepa2.envs import env_id
 
     if name == "lewm":
-        return Protocol("lewm", "trajectory", offset=25, budget=50)
+        return PlanningProtocol("lewm", "trajectory", offset=25, budget=50)
     if name == "dinowm":
         goals = "trajectory" if env_id(env_name) == "vjepa2/PushT-v0" else "env"
-        return Protocol("dinowm", goals, offset=25, budget=250)
+        return PlanningProtocol("dinowm", goals, offset=25, budget=250)
     raise ValueError(f"unknown protocol {name!r}; choose from {list(PROTOCOLS)}")
 
 
@@ -155,7 +155,7 @@ def env_episodes(env: Any, count: int, seed: int = 0) -> list[Episode]:
 
 
 def build_episodes(
-    env: Any, protocol: Protocol, count: int, seed: int = 0, states: Sequence[np.ndarray] | None = None
+    env: Any, protocol: PlanningProtocol, count: int, seed: int = 0, states: Sequence[np.ndarray] | None = None
 ) -> list[Episode]:
     """The protocol's episodes; ``states`` are held-out true-state trajectories (rolled out when None)."""
     if protocol.goals == "env":

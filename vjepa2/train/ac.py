@@ -85,7 +85,7 @@ class ACState:
     step: int = 0
 
 
-def build_state(cfg: ACTrainConfig, world: dist_utils.World, dims: Mapping[str, int] | None = None) -> ACState:
+def build_state(cfg: ACTrainConfig, world: dist_utils.DistWorld, dims: Mapping[str, int] | None = None) -> ACState:
     """Frozen encoder from its weights, a fresh AC predictor at the data resolution, AdamW.
 
     ``dims``: the predictor's ``action_dim`` / ``state_dim`` (from the data); else ``model.*``, else the preset's.
@@ -111,7 +111,7 @@ def build_state(cfg: ACTrainConfig, world: dist_utils.World, dims: Mapping[str, 
     return ACState(encoder, predictor, optimizer)
 
 
-def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.World) -> dict[str, float]:
+def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.DistWorld) -> dict[str, float]:
     """One optimiser step on ``(features [b,T,HW,D], actions [b,T-1,A], states [b,T,S])``."""
     o = cfg.optim
     lr = wsd_lr(
@@ -131,7 +131,7 @@ def ac_step(state: ACState, batch: tuple, cfg: ACTrainConfig, world: dist_utils.
     return {"loss": tf + rollout, "teacher_forcing": tf, "rollout": rollout, "lr": lr}
 
 
-def save(state: ACState, cfg: ACTrainConfig, path: Path, world: dist_utils.World) -> None:
+def save(state: ACState, cfg: ACTrainConfig, path: Path, world: dist_utils.DistWorld) -> None:
     """Atomic checkpoint with the frozen encoder, so a world model is one self-contained file."""
     predictor, opt = dist_utils.full_state(state.predictor, state.optimizer)
     if world.is_main:

@@ -50,7 +50,7 @@ def data_dims(cfg: ACTrainConfig, data: TrajectoryClipDataset) -> dict[str, int]
 
 
 def ac_dataset(
-    cfg: ACTrainConfig, world: dist_utils.World, encoder, pixels: TrajectoryClipDataset | None = None
+    cfg: ACTrainConfig, world: dist_utils.DistWorld, encoder, pixels: TrajectoryClipDataset | None = None
 ) -> TrajectoryClipDataset:
     """Feature clips from the cache (built by rank 0 on first use) or pixel clips (``pixels``, if already built)."""
     d = cfg.data
@@ -68,7 +68,7 @@ def ac_dataset(
 
 def ac_batches(
     cfg: ACTrainConfig,
-    world: dist_utils.World,
+    world: dist_utils.DistWorld,
     encoder,
     start_step: int = 0,
     pixels: TrajectoryClipDataset | None = None,

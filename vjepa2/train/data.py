@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vjepa2.data.clip_bank import ClipBankDataset, bank_sources, is_bank_source
 from vjepa2.data.datasets import VideoClipDataset, make_loader
-from vjepa2.data.mix import ClipBankDataset, bank_sources, is_bank_source
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.synthetic import SyntheticVideoDataset, WorldConfig, split_seeds
 from vjepa2.data.trajectories import TRAJECTORY_SUFFIXES
 from vjepa2.data.trajectory_dataset import TrajectoryClip, TrajectoryClipDataset
 from vjepa2.data.transforms import AugmentConfig, VideoAugment
 from vjepa2.errors import ConfigError, UserError
-from vjepa2.train.distributed import World
+from vjepa2.train.distributed import DistWorld
 from vjepa2.train.pretrain_config import PretrainConfig
 
 SYNTHETIC = "synthetic"
@@ -44,14 +44,14 @@ class _SyntheticClips(Dataset):
         return self.data[i][0]
 
 
-def _step_indices(start_step: int, batch: int, world: World) -> Iterator[list[int]]:
+def _step_indices(start_step: int, batch: int, world: DistWorld) -> Iterator[list[int]]:
     step = start_step
     while True:
         yield list(range(step * batch + world.rank, (step + 1) * batch, world.size))
         step += 1
 
 
-def synthetic_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+def synthetic_batches(cfg: PretrainConfig, world: DistWorld, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """Endless ``(clips [b, 3, T, crop, crop], 0)``: global batch ``s`` holds scenes ``[s*B, (s+1)*B)``."""
     world_cfg = replace(cfg.data.world, resolution=cfg.data.crop, frames=cfg.data.frames)
     dataset = _SyntheticClips(world_cfg)
@@ -65,7 +65,7 @@ def synthetic_batches(cfg: PretrainConfig, world: World, start_step: int = 0) ->
         yield clips, 0
 
 
-def file_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+def file_batches(cfg: PretrainConfig, world: DistWorld, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """Endless ``(clips, skipped files)`` from the weighted mixture of ``cfg.data.datasets``."""
     d = cfg.data
     dataset = VideoClipDataset(
@@ -101,7 +101,9 @@ def is_trajectory_source(source: str) -> bool:
     return path.is_dir() and any(f.suffix.lower() in TRAJECTORY_SUFFIXES for f in path.rglob("*"))
 
 
-def trajectory_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+def trajectory_batches(
+    cfg: PretrainConfig, world: DistWorld, start_step: int = 0
+) -> Iterator[tuple[torch.Tensor, int]]:
     """Endless ``(clips, 0)`` of frames from trajectories (e.g. ``vjepa2 collect`` output of any env), resized to crop.
 
     Only the frames are batched, so trajectories of different envs (state and action widths) mix freely.
@@ -130,7 +132,7 @@ def _clips(items: list[TrajectoryClip]) -> torch.Tensor:
     return torch.stack([item.clip for item in items])
 
 
-def bank_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+def bank_batches(cfg: PretrainConfig, world: DistWorld, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """Endless ``(clips, 0)`` from clip banks (``vjepa2 prepare-mix``): global batch ``s`` is a function of
     ``(seed, s)``, and rank ``r`` takes its samples ``r::size``."""
     d = cfg.data
@@ -145,7 +147,7 @@ def bank_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iter
         yield dataset.batch(step, range(world.rank, d.batch_size, world.size)), 0
 
 
-def pretrain_batches(cfg: PretrainConfig, world: World, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
+def pretrain_batches(cfg: PretrainConfig, world: DistWorld, start_step: int = 0) -> Iterator[tuple[torch.Tensor, int]]:
     """The batch stream for ``cfg.data`` from ``start_step`` on, for this rank."""
     if cfg.data.batch_size % world.size:
         raise UserError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {world.size} processes")

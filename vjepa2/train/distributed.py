@@ -16,11 +16,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from vjepa2.devices import pick_device
 from vjepa2.errors import DistributedStartError, UserError
 
 
 @dataclass(frozen=True)
-class World:
+class DistWorld:
     """Where this process sits: ``rank`` of ``size`` processes, on ``device``."""
 
     rank: int = 0
@@ -35,13 +36,6 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 INIT_TIMEOUT = 120.0  # seconds to wait for every peer at start (torch's default is 30 minutes)
@@ -72,7 +66,7 @@ def world_from_env() -> tuple[int, int, int]:
     return rank, size, local_rank
 
 
-def init(device: str = "auto", backend: str | None = None, timeout: float | None = None) -> World:
+def init(device: str = "auto", backend: str | None = None, timeout: float | None = None) -> DistWorld:
     """Start the process group when launched by torchrun (``WORLD_SIZE`` > 1); otherwise a 1-process world.
 
     ``timeout``: seconds to wait for the peers (default ``VJEPA2_INIT_TIMEOUT`` or :data:`INIT_TIMEOUT`).
@@ -83,7 +77,7 @@ def init(device: str = "auto", backend: str | None = None, timeout: float | None
     """
     rank, size, local_rank = world_from_env()
     if size <= 1:
-        return World(device=pick_device(device))
+        return DistWorld(device=pick_device(device))
     if timeout is None:
         timeout = float(os.environ.get("VJEPA2_INIT_TIMEOUT", INIT_TIMEOUT))
     dev = pick_device(device)
@@ -102,7 +96,7 @@ def init(device: str = "auto", backend: str | None = None, timeout: float | None
             f"to start within {timeout:g} s: {err}. Are all {size} processes running? Check MASTER_ADDR/MASTER_PORT "
             "or launch with torchrun (VJEPA2_INIT_TIMEOUT sets the wait)."
         ) from err
-    return World(rank=rank, size=size, local_rank=local_rank, device=dev)
+    return DistWorld(rank=rank, size=size, local_rank=local_rank, device=dev)
 
 
 def cleanup(barrier: bool = False) -> None:
@@ -114,7 +108,7 @@ def cleanup(barrier: bool = False) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean(value: torch.Tensor, world: World) -> torch.Tensor:
+def all_reduce_mean(value: torch.Tensor, world: DistWorld) -> torch.Tensor:
     """Mean of ``value`` over processes (identity in a 1-process world)."""
     if not world.distributed:
         return value
@@ -125,7 +119,7 @@ def all_reduce_mean(value: torch.Tensor, world: World) -> torch.Tensor:
 
 def wrap(
     model: nn.Module,
-    world: World,
+    world: DistWorld,
     strategy: Literal["ddp", "fsdp"] = "ddp",
     find_unused: bool = False,
     static_graph: bool = False,

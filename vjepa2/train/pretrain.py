@@ -86,7 +86,7 @@ def param_groups(*modules: nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "wd_exclude": True}]
 
 
-def build_state(cfg: PretrainConfig, world: dist_utils.World) -> TrainState:
+def build_state(cfg: PretrainConfig, world: dist_utils.DistWorld) -> TrainState:
     encoder, predictor, target = build_models(cfg)
     student = Student(encoder, predictor, cfg.run.objective, cfg.model.mask_token_per_config, cfg.v21)
     student = student.to(world.device)
@@ -132,7 +132,7 @@ def step_grid(cfg: PretrainConfig, step: int) -> tuple[int, int, int]:
     return token_grid(cfg.data.frames, cfg.data.crop, enc_cfg.patch_size, enc_cfg.tubelet_size)
 
 
-def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.World, device: torch.device) -> list:
+def step_masks(cfg: PretrainConfig, step: int, world: dist_utils.DistWorld, device: torch.device) -> list:
     """This rank's masks for ``step``: one ``(context, target)`` pair per mask config, a function of seed and step.
 
     Masks are drawn for the global batch in sample order, so they do not depend on the number of processes. As in
@@ -174,7 +174,7 @@ def _no_sync(module: nn.Module, last: bool):
     return module.no_sync() if hasattr(module, "no_sync") and not last else nullcontext()
 
 
-def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, world: dist_utils.World) -> dict:
+def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, world: dist_utils.DistWorld) -> dict:
     """One optimiser step on this rank's clips ``[b, 3, T, H, W]``; returns metrics (loss averaged over ranks)."""
     values = schedule_values(cfg.optim, state.step)
     for group in state.optimizer.param_groups:
@@ -213,7 +213,7 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
     return {"loss": loss, **values, "teacher_std": std}
 
 
-def save(state: TrainState, cfg: PretrainConfig, path: Path, world: dist_utils.World) -> None:
+def save(state: TrainState, cfg: PretrainConfig, path: Path, world: dist_utils.DistWorld) -> None:
     """Write a checkpoint atomically (rank 0) with every key a resume needs; a collective under FSDP."""
     student, opt = dist_utils.full_state(state.student, state.optimizer)
     target, _ = dist_utils.full_state(state.target)
@@ -245,7 +245,7 @@ def restore(state: TrainState, ckpt: dict, optimizer: bool = True, step: bool = 
         set_rng_state(ckpt["rng"])
 
 
-def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.World, out: Path, log) -> None:
+def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.DistWorld, out: Path, log) -> None:
     """Resume from the newest undamaged checkpoint in ``out`` if any (refusing another model, warning about other
     changes), else start from ``run.init_from`` weights if given."""
     found = load_resume(out, log)
