@@ -195,3 +195,16 @@ def test_version_and_show_config(capsys):
         assert main([command, "--show-config", "run.out=somewhere", *extra.get(command, [])]) == 0
         out = capsys.readouterr().out
         assert "run:" in out and "out: somewhere" in out
+
+
+def test_library_messages_are_quiet_in_the_api_and_shown_by_the_cli(tmp_path):
+    """The library logs through `logging` (no handler of its own); `vjepa2 ...` shows INFO and up on stderr."""
+    code = (
+        "import logging; from vjepa2.train import rundir; "
+        f"open('{tmp_path}/.x.tmp', 'w').close(); rundir.open_run('{tmp_path}'); rundir.release_run('{tmp_path}'); "
+        "from vjepa2.cli import show_library_messages; show_library_messages(); "
+        f"open('{tmp_path}/.y.tmp', 'w').close(); rundir.open_run('{tmp_path}')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("removed 1 temporary file") == 1  # only after the CLI's handler is set

@@ -49,7 +49,8 @@ def test_non_finite_gradient_stops_before_the_optimiser_step(tmp_path, monkeypat
     assert not (tmp_path / "latest.pt").exists()
 
 
-def test_damaged_latest_falls_back_to_previous_and_says_so(tmp_path, capsys):
+def test_damaged_latest_falls_back_to_previous_and_says_so(tmp_path, caplog):
+    caplog.set_level("INFO", logger="vjepa2")
     cfg = tiny_config(tmp_path, steps=4)
     train(cfg, batches=((c, 0) for c in clips(4)))
     assert load_checkpoint(tmp_path / "previous.pt")["step"] == 2
@@ -59,7 +60,7 @@ def test_damaged_latest_falls_back_to_previous_and_says_so(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="latest.pt"):
         load_checkpoint(tmp_path / "latest.pt")
     train(replace(cfg, optim=replace(cfg.optim, steps=5)), batches=((c, 0) for c in clips(3)))
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "latest.pt: damaged checkpoint" in err and "resumed from" in err and "previous.pt at step 2" in err
 
 
@@ -73,12 +74,12 @@ def test_resume_refuses_another_model_and_keeps_the_record(tmp_path):
     assert (tmp_path / "config.yaml").read_text() == record
 
 
-def test_resume_warns_about_changed_hyper_parameters(tmp_path, capsys):
+def test_resume_warns_about_changed_hyper_parameters(tmp_path, caplog):
     cfg = tiny_config(tmp_path, steps=2)
     train(cfg, batches=((c, 0) for c in clips(2)))
     changed = replace(cfg, optim=replace(cfg.optim, steps=3, lr=5e-4))
     train(changed, batches=((c, 0) for c in clips(1)))
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "optim.lr: 0.001 -> 0.0005" in err and "optim.steps: 2 -> 3" in err
 
 
@@ -95,11 +96,12 @@ def test_a_second_live_run_on_the_same_folder_is_refused(tmp_path):
     assert f"error: {tmp_path}: another run (pid {os.getpid()})" in proc.stderr
 
 
-def test_interrupted_save_debris_is_removed_and_files_follow_the_umask(tmp_path, capsys):
+def test_interrupted_save_debris_is_removed_and_files_follow_the_umask(tmp_path, caplog):
+    caplog.set_level("INFO", logger="vjepa2")
     (tmp_path / ".latest.pt.abc123.tmp").write_bytes(b"x" * 100)
     train(tiny_config(tmp_path, steps=2), batches=((c, 0) for c in clips(2)))
     assert not list(tmp_path.glob(".*.tmp"))
-    assert "removed 1 temporary file" in capsys.readouterr().err
+    assert "removed 1 temporary file" in caplog.text
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "latest.pt").stat().st_mode & 0o777 == 0o666 & ~mask

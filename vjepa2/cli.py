@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,36 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to the ``sys.stderr`` of the moment (so that redirections and captures see it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _Messages(logging.Formatter):
+    """Library messages as plain lines; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname}: {text}"
+
+
+def show_library_messages(level: int = logging.INFO) -> None:
+    """Send the ``vjepa2`` loggers' messages to stderr (the library itself stays quiet: no handler of its own)."""
+    logger = logging.getLogger("vjepa2")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(_Messages("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vjepa2 COMMAND ...``; returns the exit code."""
     from vjepa2.errors import RunError, UserError
@@ -95,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
+    show_library_messages()
     try:
         return int(_resolve(COMMANDS[args.command].run)(args) or 0)
     except (UserError, FileNotFoundError) as err:  # bad input: the message names the file, key or value

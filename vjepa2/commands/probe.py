@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     """``vjepa2 probe --config FILE [key=value ...]``: train probes on frozen features and print the table."""
     from vjepa2.config_io import load_config
     from vjepa2.data.video import VideoReadError
-    from vjepa2.eval.evaluate import ProbeRunConfig, run
+    from vjepa2.eval.evaluate import ProbeRunConfig, evaluate, format_table
 
     try:
         cfg = load_config(ProbeRunConfig, args.config, args.overrides)
@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
             print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
             return 0
-        run(cfg)
+        results = evaluate(cfg)
     except (ValueError, FileNotFoundError, ImportError, VideoReadError) as e:
         log(f"error: {e}")
         return 2
+    print(format_table(results))
+    print(f"probe, classes, results and config in {cfg.run.out}")
     return 0

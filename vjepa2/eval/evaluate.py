@@ -172,11 +172,3 @@ def format_table(results: dict[str, Any]) -> str:
         top5 = "" if r["top5"] is None else f"{100 * r['top5']:.1f}%"
         lines.append(f"| {r['probe']} | {r['setting']} | {100 * r['top1']:.1f}% | {top5} |")
     return "\n".join(lines)
-
-
-def run(cfg: ProbeRunConfig) -> dict[str, Any]:
-    """Evaluate and print the table."""
-    results = evaluate(cfg)
-    print(format_table(results))
-    print(f"probe, classes, results and config in {cfg.run.out}")
-    return results

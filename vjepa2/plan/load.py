@@ -17,7 +17,6 @@ and (frame-stacked) actions needs that env's state update as ``pose_fn`` (e.g.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,9 @@ from vjepa2.data.poses import compute_new_pose
 from vjepa2.data.trajectories import POSE_DIM
 from vjepa2.devices import pick_device
 from vjepa2.models.encode import DTYPES
+from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.world_model import PoseFn, WorldModel
 from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
-
-Preprocess = Callable[[np.ndarray], torch.Tensor]  # uint8 [H, W, 3] -> normalised [3, H, W]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ distance); ``goal_images() -> list of uint8 [H, W, 3]`` (sub-goals, last = final
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from vjepa2.data.transforms import preprocess as eval_preprocess
 from vjepa2.plan.cem import CEM_PAPER, CEM_TINY, CEMConfig
 from vjepa2.plan.cem import plan as cem_plan
 from vjepa2.plan.world_model import WorldModel
+
+_log = logging.getLogger(__name__)
 
 Obs = dict[str, np.ndarray]
 Preprocess = Callable[[np.ndarray], torch.Tensor]
@@ -300,6 +303,11 @@ def evaluate(
                     "final_distance": result.final_distance,
                     "seconds_per_action": result.seconds_per_action,
                 }
+            )
+            done = sum(r["success"] for r in rows)
+            _log.info(
+                f"episode {i + 1}/{episodes} (seed {seed + i}): {'success' if result.success else 'failure'} in "
+                f"{result.steps} steps, final distance {result.final_distance:.3f}; {done}/{i + 1} so far"
             )
     finally:
         if hasattr(env, "close"):

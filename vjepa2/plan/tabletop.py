@@ -7,7 +7,7 @@ from typing import Any
 
 from vjepa2.plan.cem import CEMConfig
 from vjepa2.plan.envs import PlanningEnv
-from vjepa2.plan.load import Preprocess
+from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.world_model import WorldModel
 
 

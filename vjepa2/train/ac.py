@@ -14,6 +14,7 @@ action dim / its state dim for benchmark envs sampled every ``k`` steps (Two-Roo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from vjepa2.train.pretrain import autocast, param_groups
 from vjepa2.train.rundir import check_resume, open_run, release_run, truncate_metrics
 from vjepa2.weights import load_encoder
 from vjepa2.weights.files import atomic_save
+
+_log = logging.getLogger(__name__)
 
 
 def ac_losses(
@@ -166,17 +169,17 @@ def train_ac(cfg: ACTrainConfig, batches=None) -> Path:
     torch.manual_seed(cfg.run.seed)
     pixels = trajectory_dataset(cfg) if batches is None else None
     state = build_state(cfg, world, None if pixels is None else data_dims(cfg, pixels))
-    logger = MetricsLogger(out, enabled=world.is_main)
+    logger = MetricsLogger(out, enabled=world.is_main, tensorboard=cfg.run.tensorboard)
     try:
         if world.is_main:
-            open_run(out, logger.print)
-        found = load_resume(out, logger.print)
+            open_run(out)
+        found = load_resume(out)
         if found is not None:
             path, ckpt = found
             new = {**to_dict(cfg), "world_size": world.size}
-            check_resume(path, ckpt, new, frozen=("model.",), log=logger.print)
+            check_resume(path, ckpt, new, frozen=("model.",))
             restore(state, ckpt)
-            logger.print(f"resumed from {path} at step {state.step}")
+            _log.info(f"resumed from {path} at step {state.step}")
         if world.is_main:
             save_config(cfg, out / "config.yaml")
             truncate_metrics(logger.path, state.step)

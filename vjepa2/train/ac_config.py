@@ -60,6 +60,7 @@ class ACRunSection:
     checkpoint_every: int = 500
     max_minutes: float | None = None
     progress: bool = True
+    tensorboard: bool = False  # also log the metrics to out/tb (needs the `tensorboard` package)
 
 
 @dataclass(frozen=True)

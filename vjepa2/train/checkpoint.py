@@ -8,9 +8,9 @@ the old one is kept as ``previous.pt`` (a hard link, so no copy), which is where
 
 from __future__ import annotations
 
+import logging
 import os
 import random
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from vjepa2.weights.files import CheckpointError, load_checkpoint
+
+_log = logging.getLogger(__name__)
 
 
 def keep_previous(path: str | Path) -> None:
@@ -47,7 +49,7 @@ def resume_candidates(folder: str | Path) -> list[Path]:
     return [p for p in (folder / "latest.pt", folder / "previous.pt", *reversed(steps)) if p.is_file()]
 
 
-def load_resume(folder: str | Path, log=lambda msg: print(msg, file=sys.stderr)) -> tuple[Path, dict] | None:
+def load_resume(folder: str | Path) -> tuple[Path, dict] | None:
     """The newest undamaged checkpoint of a run folder (saying which damaged ones it skipped), or ``None``.
 
     Raises:
@@ -60,10 +62,10 @@ def load_resume(folder: str | Path, log=lambda msg: print(msg, file=sys.stderr))
             ckpt = load_checkpoint(path)
         except CheckpointError as err:
             errors.append(str(err))
-            log(f"WARNING: {err}; trying the previous checkpoint")
+            _log.warning(f"{err}; trying the previous checkpoint")
             continue
         if errors:
-            log(f"WARNING: resuming from the older checkpoint {path} (step {ckpt.get('step')})")
+            _log.warning(f"resuming from the older checkpoint {path} (step {ckpt.get('step')})")
         return path, ckpt
     if errors:
         raise CheckpointError("no usable checkpoint in " + f"{folder}: " + "; ".join(errors))

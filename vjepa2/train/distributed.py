@@ -8,6 +8,7 @@ one process (the official ``init_distributed`` bug).
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -96,6 +97,8 @@ def init(device: str = "auto", backend: str | None = None, timeout: float | None
             f"to start within {timeout:g} s: {err}. Are all {size} processes running? Check MASTER_ADDR/MASTER_PORT "
             "or launch with torchrun (VJEPA2_INIT_TIMEOUT sets the wait)."
         ) from err
+    if rank != 0:  # one voice: rank 0 reports progress and warnings, the others only errors
+        logging.getLogger("vjepa2").setLevel(logging.ERROR)
     return DistWorld(rank=rank, size=size, local_rank=local_rank, device=dev)
 
 

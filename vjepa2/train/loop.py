@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 from vjepa2.errors import TrainingDiverged
 from vjepa2.train.checkpoint import keep_previous
 from vjepa2.train.metrics import MetricsLogger
+
+_log = logging.getLogger(__name__)
 
 
 def _finite(t: torch.Tensor) -> bool:
@@ -72,7 +75,7 @@ def fit(
                 keep_previous(out / "latest.pt")
             save_fn(out / "latest.pt")
         if out_of_time:
-            logger.print(f"time budget of {run.max_minutes} min reached at step {step}")
+            _log.warning(f"STOPPED EARLY: the time budget run.max_minutes={run.max_minutes} was reached at step {step}")
         if out_of_time or step >= total:
             break
     bar.close()

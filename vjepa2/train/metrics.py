@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,6 @@ class MetricsLogger:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)) and key != "step":
                     self._tb.add_scalar(key, value, metrics.get("step", 0))
-
-    def print(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=sys.stderr)
 
     def progress(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> tqdm | _NullBar:
         if not (self.enabled and enabled):

@@ -17,6 +17,7 @@ bank was made. Sources (all offline; no downloads):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,8 @@ import torch
 from vjepa2.data.clip_bank import BANK_SUFFIX
 from vjepa2.data.digits import digit_images
 from vjepa2.errors import UserError
+
+_log = logging.getLogger(__name__)
 
 ENV_SEED = 500_000  # first env seed of the mix's simulator episodes (planners hold out seeds >= 1_000_000)
 
@@ -178,7 +181,6 @@ def prepare_mix(
     scale: float = 1.0,
     seed: int = 0,
     sources: Sequence[str] | None = None,
-    log: Callable[[str], None] = print,
 ) -> Path:
     """Render the banks of :data:`MIX` (or those named in ``sources``) into ``out``; returns ``out/mix.json``.
 
@@ -202,6 +204,6 @@ def prepare_mix(
             tmp.replace(path)
         count = int(np.load(path, mmap_mode="r").shape[0])
         manifest["banks"][spec.name] = {"file": path.name, "clips": count, "weight": spec.weight, "kind": spec.kind}
-        log(f"{spec.name}: {count} clips ({time.monotonic() - tic:.0f} s)")
+        _log.info(f"{spec.name}: {count} clips ({time.monotonic() - tic:.0f} s)")
     (out / "mix.json").write_text(json.dumps(manifest, indent=2))
     return out / "mix.json"

@@ -10,6 +10,7 @@ samples ``rank::world``, so DDP matches a single process with the same global ba
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -35,6 +36,8 @@ from vjepa2.train.objectives import Student, feature_std, pixel_targets, teacher
 from vjepa2.train.pretrain_config import OptimSection, PretrainConfig
 from vjepa2.train.rundir import check_resume, open_run, release_run, truncate_metrics
 from vjepa2.weights.files import atomic_save, load_checkpoint
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -245,19 +248,19 @@ def restore(state: TrainState, ckpt: dict, optimizer: bool = True, step: bool = 
         set_rng_state(ckpt["rng"])
 
 
-def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.DistWorld, out: Path, log) -> None:
+def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.DistWorld, out: Path) -> None:
     """Resume from the newest undamaged checkpoint in ``out`` if any (refusing another model, warning about other
     changes), else start from ``run.init_from`` weights if given."""
-    found = load_resume(out, log)
+    found = load_resume(out)
     if found is not None:
         path, ckpt = found
         new = {**to_dict(cfg), "world_size": world.size}
-        check_resume(path, ckpt, new, frozen=("model.encoder", "model.predictor", "model.rope_layout"), log=log)
+        check_resume(path, ckpt, new, frozen=("model.encoder", "model.predictor", "model.rope_layout"))
         restore(state, ckpt)
-        log(f"resumed from {path} at step {state.step}")
+        _log.info(f"resumed from {path} at step {state.step}")
     elif cfg.run.init_from:
         restore(state, load_checkpoint(cfg.run.init_from), optimizer=cfg.run.init_optimizer, step=False)
-        log(f"initialised from {cfg.run.init_from}")
+        _log.info(f"initialised from {cfg.run.init_from}")
 
 
 def train(cfg: PretrainConfig, batches: Iterator[tuple[torch.Tensor, int]] | None = None) -> Path:
@@ -272,8 +275,8 @@ def train(cfg: PretrainConfig, batches: Iterator[tuple[torch.Tensor, int]] | Non
     logger = MetricsLogger(out, enabled=world.is_main, tensorboard=cfg.run.tensorboard)
     try:
         if world.is_main:
-            open_run(out, logger.print)
-        resume_or_init(state, cfg, world, out, logger.print)
+            open_run(out)
+        resume_or_init(state, cfg, world, out)
         if world.is_main:
             save_config(cfg, out / "config.yaml")
             truncate_metrics(logger.path, state.step)

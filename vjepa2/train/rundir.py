@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from vjepa2.errors import RunFolderError
 from vjepa2.train.checkpoint import clean_temporary
+
+_log = logging.getLogger(__name__)
 
 _LOCKS: dict[str, Any] = {}  # open lock files by folder, held until the process exits or release_run
 
@@ -51,12 +54,12 @@ def release_run(out: str | Path) -> None:
         f.close()
 
 
-def open_run(out: str | Path, log) -> None:
+def open_run(out: str | Path) -> None:
     """Lock ``out`` and delete the temporary files of interrupted saves (saying how many)."""
     lock_run(out)
     removed = clean_temporary(out)
     if removed:
-        log(f"removed {len(removed)} temporary file(s) left by an interrupted save in {out}")
+        _log.info(f"removed {len(removed)} temporary file(s) left by an interrupted save in {out}")
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -72,7 +75,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 _QUIET = ("run.progress", "run.log_every", "run.max_minutes", "run.tensorboard", "run.checkpoint_every", "run.out")
 
 
-def check_resume(path: Path, saved: dict[str, Any], new: dict[str, Any], frozen: tuple[str, ...], log) -> None:
+def check_resume(path: Path, saved: dict[str, Any], new: dict[str, Any], frozen: tuple[str, ...]) -> None:
     """Compare a checkpoint's ``config`` (and ``world_size``) with the new run's.
 
     Args:
@@ -90,7 +93,7 @@ def check_resume(path: Path, saved: dict[str, Any], new: dict[str, Any], frozen:
     soft = [k for k in changed if not k.startswith(_QUIET)]
     if soft:
         diffs = "; ".join(f"{k}: {changed[k][0]!r} -> {changed[k][1]!r}" for k in soft)
-        log(f"WARNING: resuming {path} with changed settings: {diffs}")
+        _log.warning(f"resuming {path} with changed settings: {diffs}")
 
 
 def truncate_metrics(path: str | Path, step: int) -> int:
