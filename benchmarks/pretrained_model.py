@@ -107,10 +107,15 @@ def main() -> None:
         help="rows already in this file are kept and not measured again (a curve grows run by run)",
     )
     parser.add_argument("--plot", type=Path, help="PNG of accuracy against the number in each encoder's name")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="more result files (read only) to show")
+    parser.add_argument(
+        "--packaged-steps", type=int, help="draw the packaged model as the 'vjepa' curve's point at this step count"
+    )
     args = parser.parse_args()
     models = encoders(args.encoders, args.preset)
     probe = ProbeConfig(depth=args.probe_depth, num_heads=3, epochs=args.probe_epochs, batch_size=64, dtype="bf16")
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
+    extra = [r for path in args.merge for r in json.loads(path.read_text())]
     for task in args.tasks:
         todo = [name for name in models if not any(r["task"] == task and r["encoder"] == name for r in rows)]
         if not todo:
@@ -129,18 +134,20 @@ def main() -> None:
             args.out.write_text(json.dumps(rows, indent=1))
     print(f"\nprobe: {probe}; {args.train_clips} train / {args.test_clips} test clips, {args.frames} frames at "
           f"{args.size} px\n")  # fmt: skip
+    keys = {(r["task"], r["encoder"]) for r in rows}
+    shown = rows + [r for r in extra if (r["task"], r["encoder"]) not in keys]
     print("| encoder | " + " | ".join(args.tasks) + " |\n|---|" + "---|" * len(args.tasks))
-    for name in dict.fromkeys(r["encoder"] for r in rows):
-        cells = [next((f"{100 * r['accuracy']:.1f}%" for r in rows if r["task"] == t and r["encoder"] == name), "")
+    for name in dict.fromkeys(r["encoder"] for r in shown):
+        cells = [next((f"{100 * r['accuracy']:.1f}%" for r in shown if r["task"] == t and r["encoder"] == name), "")
                  for t in args.tasks]  # fmt: skip
         print(f"| {name} | " + " | ".join(cells) + " |")
-    majority = [next(100 * r["majority"] for r in rows if r["task"] == t) for t in args.tasks]
+    majority = [next(100 * r["majority"] for r in shown if r["task"] == t) for t in args.tasks]
     print("| majority class | " + " | ".join(f"{c:.1f}%" for c in majority) + " |")
     if args.plot:
-        plot(rows, args.tasks, args.plot)
+        plot(shown, args.tasks, args.plot, args.packaged_steps)
 
 
-def plot(rows: list[dict], tasks: list[str], path: Path) -> None:
+def plot(rows: list[dict], tasks: list[str], path: Path, packaged_steps: int | None = None) -> None:
     """Accuracy against pretraining steps: encoders named ``<objective> <steps>`` form one curve per objective."""
     import matplotlib
 
@@ -154,6 +161,8 @@ def plot(rows: list[dict], tasks: list[str], path: Path) -> None:
             if r["task"] != task:
                 continue
             label, _, steps = r["encoder"].rpartition(" ")
+            if packaged_steps and r["encoder"].startswith("packaged "):
+                label, steps = "vjepa", str(packaged_steps)
             if steps.isdigit():
                 curves.setdefault(label, []).append((int(steps), 100 * r["accuracy"]))
             elif r["encoder"] == "random init":

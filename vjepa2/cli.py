@@ -63,6 +63,8 @@ COMMANDS: dict[str, Command] = {
     "probe": _command("probe", "attentive, linear and k-NN probes on frozen features"),
     "classify": _command("classify", "top-5 classes of a video with a probe"),
     "curate": _command("curate", "retrieve pool videos matching a target's cluster distribution"),
+    "qa": _command("qa", "video QA through a language model: train (align, instruction-tune) and evaluate"),
+    "ask": _command("ask", "answer a question about a video with a trained video-QA run"),
 }
 
 

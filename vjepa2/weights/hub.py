@@ -141,7 +141,7 @@ def hf_snapshot(repo_id: str) -> Path:
     try:
         from huggingface_hub import constants, snapshot_download
     except ImportError as err:
-        raise WeightsError(f"hf:{repo_id} needs huggingface_hub: pip install huggingface_hub") from err
+        raise WeightsError(f"hf:{repo_id} needs huggingface_hub: pip install 'vjepa2[hub]'") from err
     try:
         folder = snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors"], etag_timeout=TIMEOUT)
     except Exception as err:  # offline misses, unknown repos, network errors: all name the repository
