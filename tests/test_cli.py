@@ -208,3 +208,16 @@ def test_library_messages_are_quiet_in_the_api_and_shown_by_the_cli(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("removed 1 temporary file") == 1  # only after the CLI's handler is set
+
+
+def test_core_commands_need_no_optional_extra():
+    """`pip install vjepa2` without extras: embed, pretrain, probe and weights import no simulator or LM package."""
+    code = (
+        "import sys; from vjepa2.cli import build_parser; "
+        "[build_parser(c) for c in ('embed', 'pretrain', 'probe', 'weights', 'train-ac', 'classify')]; "
+        "import vjepa2.commands.embed, vjepa2.commands.pretrain, vjepa2.commands.train_ac; "
+        "print(sorted(m for m in ('gymnasium', 'pybullet', 'transformers', 'sklearn') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -12,7 +12,6 @@ import yaml
 from vjepa2.config import AC_PREDICTOR_PRESETS, ENCODER_PRESETS
 from vjepa2.config_io import load_config, to_dict
 from vjepa2.models.encode import DTYPES
-from vjepa2.plan.tabletop import BASELINES
 
 if TYPE_CHECKING:
     from vjepa2.plan.load import CheckpointInfo
@@ -27,6 +26,7 @@ def log(msg: str) -> None:
 
 
 def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: without it, an existing output file is an error (see :func:`vjepa2.outputs.check_output`)."""
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -57,11 +57,13 @@ def run_training(cls: type[T], train_fn: Any, args: argparse.Namespace) -> int:
 
 
 def error(message: str) -> int:
+    """Print ``error: message`` and return the user-error exit code 2."""
     print(f"error: {message}", file=sys.stderr)
     return 2
 
 
 def load_world_model_args(args: argparse.Namespace) -> tuple[WorldModel, CheckpointInfo]:
+    """The world model of ``--world-model`` (with ``--encoder``/``--predictor``/``--dtype``/``--device``)."""
     from vjepa2.plan.load import load_world_model, read_checkpoint_info
 
     info = read_checkpoint_info(args.world_model)
@@ -70,6 +72,7 @@ def load_world_model_args(args: argparse.Namespace) -> tuple[WorldModel, Checkpo
 
 
 def add_world_model_args(p: argparse.ArgumentParser) -> None:
+    """The arguments that load a world model, shared by ``plan``, ``eval-plan`` and ``energy-landscape``."""
     p.add_argument("--world-model", required=True, metavar="CKPT", help="train-ac latest.pt or vjepa2-ac-vitg.pt")
     p.add_argument("--encoder", choices=sorted(ENCODER_PRESETS), help="encoder preset (files without configs)")
     p.add_argument("--predictor", choices=sorted(AC_PREDICTOR_PRESETS), help="AC predictor preset (idem)")
@@ -81,6 +84,7 @@ def add_world_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def transform_arg(value: str) -> str:
+    """argparse type of ``--transform``: ``auto`` or a name :func:`~vjepa2.data.transforms.parse_transform` takes."""
     from vjepa2.data.transforms import parse_transform
 
     if value != "auto":
@@ -91,7 +95,8 @@ def transform_arg(value: str) -> str:
     return value
 
 
-def parse_baselines(text: str, allowed: Sequence[str] = BASELINES) -> list[str]:
+def parse_baselines(text: str, allowed: Sequence[str]) -> list[str]:
+    """``"random,oracle"`` -> ``["random", "oracle"]`` (``""`` or ``none``: no baseline); ValueError if unknown."""
     names = [n.strip() for n in text.split(",") if n.strip() and n.strip() != "none"]
     unknown = sorted(set(names) - set(allowed))
     if unknown:
@@ -100,6 +105,7 @@ def parse_baselines(text: str, allowed: Sequence[str] = BASELINES) -> list[str]:
 
 
 def add_encoder_args(p: argparse.ArgumentParser, model_default: str | None = "vit_large") -> None:
+    """``--model``, ``--key``, ``--device``, ``--dtype`` of the commands that run a frozen encoder."""
     p.add_argument("--model", default=model_default, choices=sorted(ENCODER_PRESETS), help="encoder preset")
     p.add_argument("--key", default="target_encoder", help="encoder entry of an official checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -107,6 +113,7 @@ def add_encoder_args(p: argparse.ArgumentParser, model_default: str | None = "vi
 
 
 def add_clip_args(p: argparse.ArgumentParser) -> None:
+    """How clips are sampled from videos: ``--frames``, ``--fps``, ``--frame-step``, ``--resolution``."""
     p.add_argument("--frames", type=int, help="frames per clip (default 16)")
     p.add_argument("--fps", type=float, help="sampling rate: frame_step = ceil(video fps) // fps (default 4)")
     p.add_argument("--frame-step", type=int, help="fixed step between source frames (overrides --fps)")

@@ -36,7 +36,7 @@ from vjepa2.plan.cem import CEM_PRESETS, cem_config
 from vjepa2.plan.load import frame_preprocess, pick_transform
 from vjepa2.plan.protocol import HELD_OUT_SEED
 from vjepa2.plan.report import describe_cem, format_table, result_row, write_json
-from vjepa2.plan.tabletop import build_planners, make_env
+from vjepa2.plan.tabletop import BASELINES, build_planners, make_env
 
 
 def _evaluate(name: str, planner: Any, args: argparse.Namespace, image_size: int, budgets: Sequence[int]):
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
         for flag in ("gif", "out"):
             check_output(getattr(args, flag), inputs=[args.world_model], overwrite=args.overwrite, flag=f"--{flag}")
-        baselines = parse_baselines(args.baselines)
+        baselines = parse_baselines(args.baselines, BASELINES)
         overrides = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon", "radius")}
         cem = cem_config(args.cem, **overrides)
         oracle_cem = cem if args.oracle_cem is None else cem_config(args.oracle_cem, radius=args.radius)
