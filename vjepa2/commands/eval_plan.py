@@ -33,9 +33,9 @@ from vjepa2.commands.common import (
 from vjepa2.outputs import check_output
 from vjepa2.plan.cem import CEM_PRESETS, cem_config
 from vjepa2.plan.load import frame_preprocess, pick_transform
+from vjepa2.plan.mpc import BASELINES
 from vjepa2.plan.protocol import PROTOCOLS, PUBLISHED, PlanningProtocol
 from vjepa2.plan.report import describe_env_cem, format_benchmark_table, result_row, write_json
-from vjepa2.plan.tabletop import BASELINES
 
 EVAL_BASELINES = (*BASELINES, "proprio")
 

@@ -34,9 +34,10 @@ from vjepa2.commands.common import (
 from vjepa2.outputs import check_output
 from vjepa2.plan.cem import CEM_PRESETS, cem_config
 from vjepa2.plan.load import frame_preprocess, pick_transform
+from vjepa2.plan.mpc import BASELINES
 from vjepa2.plan.protocol import HELD_OUT_SEED
 from vjepa2.plan.report import describe_cem, format_table, result_row, write_json
-from vjepa2.plan.tabletop import BASELINES, build_planners, make_env
+from vjepa2.plan.tabletop import build_planners, make_env
 
 
 def _evaluate(name: str, planner: Any, args: argparse.Namespace, image_size: int, budgets: Sequence[int]):

@@ -32,6 +32,8 @@ from vjepa2.plan.world_model import WorldModel
 
 _log = logging.getLogger(__name__)
 
+BASELINES = ("random", "oracle")  # the planners every planning table shows beside the latent one
+
 Obs = dict[str, np.ndarray]
 Preprocess = Callable[[np.ndarray], torch.Tensor]
 DistanceFn = Callable[[Obs, dict, np.ndarray], float]

@@ -39,6 +39,3 @@ def build_planners(
     if "oracle" in names:
         planners["oracle"] = oracle
     return planners
-
-
-BASELINES = ("random", "oracle")
