@@ -77,7 +77,7 @@ def features(encoder: VisionTransformer, data: torch.utils.data.Dataset) -> torc
     return extract_features(encoder, loader, dtype="bf16", progress=False)
 
 
-def encoders(specs: list[str], preset: str) -> dict[str, VisionTransformer]:
+def encoders(specs: list[str], preset: str, key: str = "target_encoder") -> dict[str, VisionTransformer]:
     torch.manual_seed(0)
     out = {"random init": load_encoder(preset)}
     for spec in specs:
@@ -85,7 +85,7 @@ def encoders(specs: list[str], preset: str) -> dict[str, VisionTransformer]:
             out["packaged " + preset] = load_encoder(preset, pretrained=True)
         else:
             name, _, path = spec.partition("=")
-            out[name] = load_encoder(preset, path, key="target_encoder")
+            out[name] = load_encoder(preset, path, key=key)
     return {k: v.eval() for k, v in out.items()}
 
 
@@ -93,6 +93,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("encoders", nargs="*", help="'packaged' and/or NAME=CHECKPOINT")
     parser.add_argument("--preset", default="vjepa2_tiny")
+    parser.add_argument(
+        "--key", default="target_encoder", help="checkpoint entry: target_encoder (EMA teacher) or encoder (student)"
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
@@ -112,7 +115,7 @@ def main() -> None:
         "--packaged-steps", type=int, help="draw the packaged model as the 'vjepa' curve's point at this step count"
     )
     args = parser.parse_args()
-    models = encoders(args.encoders, args.preset)
+    models = encoders(args.encoders, args.preset, args.key)
     probe = ProbeConfig(depth=args.probe_depth, num_heads=3, epochs=args.probe_epochs, batch_size=64, dtype="bf16")
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     extra = [r for path in args.merge for r in json.loads(path.read_text())]

@@ -107,6 +107,13 @@ def test_pixel_baseline_runs_and_learns(tmp_path):
     out = train(tiny_config(tmp_path, steps=20, objective="pixel", dtype="fp32"), iter([(x, 0)] * 20))
     trace = losses(out)
     assert trace[-1] < trace[0]
+    # the exported encoder (target_encoder, what probes and train-ac load) follows the student, as for V-JEPA
+    ckpt = load_checkpoint(out / "latest.pt")
+    torch.manual_seed(0)
+    init = load_checkpoint(train(tiny_config(tmp_path / "init", steps=1, objective="pixel", dtype="fp32"),
+                                 iter([(x, 0)])) / "latest.pt")  # fmt: skip
+    moved = max((ckpt["target_encoder"][k] - init["target_encoder"][k]).abs().max() for k in init["target_encoder"])
+    assert moved > 1e-6
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""``vjepa2 qa train|eval``: video question answering through a language model (issue 23).
+"""``vjepa2 qa train|eval``: video question answering through a language model.
 
 vjepa2 qa train --config configs/qa/synthetic-tiny.yaml [key=value ...]
 vjepa2 qa eval runs/qa/synthetic-tiny [--split test] [--clips N]

@@ -24,6 +24,7 @@ import torch
 
 from vjepa2.data.datasets import list_samples, read_csv_list
 from vjepa2.data.digits import digit_images
+from vjepa2.data.randaugment import ProbeAugmentConfig, probe_augment
 from vjepa2.data.synthetic import SyntheticWorld, WorldConfig, split_seeds
 from vjepa2.data.transforms import EVAL_RESIZE_RATIO
 from vjepa2.data.video import list_media
@@ -205,6 +206,25 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         s = self.spec
         return clip_views(self.source.segments(i, s), s.resolution, s.views, s.resize_ratio)
+
+
+class AugmentedClipDataset(torch.utils.data.Dataset):
+    """Item ``i`` of a source as augmented training inputs ``[S, 3, T, r, r]`` (one view per segment, official).
+
+    The draws of item ``i`` in ``epoch`` come from ``numpy.random.default_rng((aug.seed, epoch, i))``: the same in
+    any worker, different every epoch.
+    """
+
+    def __init__(self, source: Source, spec: ClipSpec, aug: ProbeAugmentConfig, epoch: int = 0) -> None:
+        self.source, self.spec, self.aug, self.epoch = source, spec, aug, epoch
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rng = np.random.default_rng((self.aug.seed, self.epoch, i))
+        segs = self.source.segments(i, self.spec)  # [S, T, H, W, 3]
+        return torch.stack([probe_augment(seg, self.spec.resolution, self.aug, rng) for seg in segs])
 
 
 def clip_batches(source: Source, spec: ClipSpec, batch_size: int = 8, num_workers: int = 0):

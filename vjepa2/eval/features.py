@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vjepa2.eval.cache import resolve_weights
-from vjepa2.eval.data import clip_batches
+from vjepa2.eval.data import AugmentedClipDataset, ClipDataset, clip_batches
 
 
 @torch.inference_mode()
@@ -74,3 +74,45 @@ def encode_source(
     batches = clip_batches(source, spec, batch_size, num_workers)
     tokens = extract_features(encoder, batches, device, dtype, out_layers, progress, out_dtype=torch.float16)
     return aggregate_views(tokens, spec.segments, spec.views)
+
+
+def stream_batches(
+    encoder: nn.Module,
+    source: Any,
+    spec: Any,
+    aug: Any = None,
+    epoch: int = 0,
+    batch_size: int = 64,
+    encode_batch: int = 8,
+    out_layers: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: str = "bf16",
+    num_workers: int = 0,
+    shuffle: bool = True,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Probe training batches computed on the fly: (features ``[b, V, S * L * tokens, D]`` float16, labels ``[b]``).
+
+    With ``aug`` enabled (a :class:`~vjepa2.data.randaugment.ProbeAugmentConfig`) every clip is freshly augmented
+    (one view per segment, ``V = 1``); otherwise the evaluation views of :func:`encode_source`, so that, unshuffled
+    and with ``batch_size`` a multiple of ``encode_batch``, the features equal the cached ones. ``max(N //
+    batch_size, 1)`` batches per epoch, in an order drawn from ``(aug.seed, epoch)`` when ``shuffle``.
+    """
+    from vjepa2.eval.views import aggregate_views
+
+    augmented = aug is not None and aug.enabled
+    views = 1 if augmented else spec.views
+    dataset = AugmentedClipDataset(source, spec, aug, epoch) if augmented else ClipDataset(source, spec)
+    n = len(source)
+    seed = aug.seed if aug is not None else 0
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)) if shuffle else None
+    order = order if order is not None else torch.arange(n)
+    order = order[: max(n // batch_size, 1) * batch_size]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    chunks = [b[c : c + encode_batch].tolist() for b in batches for c in range(0, len(b), encode_batch)]
+    loader = iter(
+        torch.utils.data.DataLoader(dataset, batch_sampler=chunks, num_workers=num_workers, collate_fn=torch.cat)
+    )
+    for idx in batches:
+        parts = [next(loader) for _ in range(0, len(idx), encode_batch)]
+        tokens = extract_features(encoder, parts, device, dtype, out_layers, out_dtype=torch.float16)
+        yield aggregate_views(tokens, spec.segments, views), source.labels[idx]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -94,23 +94,43 @@ def train_grid(
 
     Every head sees the same batches; each view of a video is a training sample. Returns the heads in grid order.
     """
-    torch.manual_seed(cfg.seed)
     feats = as_views(feats)
-    views = feats.shape[1]
+    steps_per_epoch = max(len(feats) // cfg.batch_size, 1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def epoch_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(feats), generator=gen)
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            yield feats[idx], targets[idx]
+
+    return train_grid_stream(build, loss_fn, epoch_batches, steps_per_epoch, cfg, progress, desc)
+
+
+def train_grid_stream(
+    build: Callable[[], nn.Module],
+    loss_fn: Callable[[Output, torch.Tensor], torch.Tensor],
+    epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    steps_per_epoch: int,
+    cfg: ProbeConfig,
+    progress: bool = False,
+    desc: str = "probe",
+) -> list[nn.Module]:
+    """:func:`train_grid` over batches made on the fly: ``epoch_batches(epoch)`` yields ``steps_per_epoch`` pairs
+    (features ``[b, (V,) tokens, D]``, targets ``[b, ...]``), e.g. freshly augmented and encoded clips."""
+    torch.manual_seed(cfg.seed)
     probes = [build() for _ in cfg.grid]
     opts = [
         torch.optim.AdamW(p.parameters(), lr=lr, weight_decay=wd) for p, (lr, wd) in zip(probes, cfg.grid, strict=True)
     ]
-    steps_per_epoch = max(len(feats) // cfg.batch_size, 1)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
-    gen = torch.Generator().manual_seed(cfg.seed)
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
-        order, losses = torch.randperm(len(feats), generator=gen), []
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = feats[idx].flatten(0, 1).float(), targets[idx].repeat_interleave(views, 0)
-            step = epoch * steps_per_epoch + i
+        losses = []
+        for i, (xb, yb) in enumerate(epoch_batches(epoch)):
+            xb = as_views(xb)
+            x, y = xb.flatten(0, 1).float(), yb.repeat_interleave(xb.shape[1], 0)
+            step = min(epoch * steps_per_epoch + i, total - 1)
             for probe, opt, (lr, _) in zip(probes, opts, cfg.grid, strict=True):
                 probe.train()
                 for group in opt.param_groups:
@@ -166,6 +186,11 @@ def train_probes(
     """Train one attentive probe per (lr, wd) on features ``[N, (V,) tokens, D]``; evaluate each on the test set."""
     build = lambda: build_probe(train_feats.shape[-1], num_classes, cfg)  # noqa: E731
     probes = train_grid(build, F.cross_entropy, train_feats, train_labels, cfg, progress, desc="attentive probes")
+    return best_probe(probes, test_feats, test_labels, cfg)
+
+
+def best_probe(probes: list[nn.Module], test_feats: torch.Tensor, test_labels: torch.Tensor, cfg: ProbeConfig):
+    """Evaluate trained heads (in ``cfg.grid`` order) on features ``[N, (V,) tokens, D]``; the best by top-1."""
     scores = [predict(p, test_feats) for p in probes]
     accs = {g: topk_accuracy(s, test_labels) for s, g in zip(scores, cfg.grid, strict=True)}
     best = max(accs, key=accs.get)

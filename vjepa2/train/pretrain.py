@@ -209,8 +209,9 @@ def train_step(state: TrainState, clips: torch.Tensor, cfg: PretrainConfig, worl
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.optimizer.zero_grad(set_to_none=True)
-    if cfg.run.objective == "jepa":
-        ema_update(state.target, dist_utils.unwrap(state.student).encoder, values["ema"])
+    # the EMA teacher gives V-JEPA its targets; for the pixel baseline it is only the exported encoder
+    # (target_encoder), so that both objectives export the same kind of encoder
+    ema_update(state.target, dist_utils.unwrap(state.student).encoder, values["ema"])
     state.step += 1
     loss = dist_utils.all_reduce_mean(total, world).item()
     return {"loss": loss, **values, "teacher_std": std}
