@@ -8,8 +8,9 @@ Each encoder is frozen; held-out clips are encoded once (bf16) and an attentive 
 - ``digits``: scikit-learn's handwritten digits as repeated-frame clips (10 classes): probe trained on the fixed
   1000-image train split, tested on the other 797 (the pretraining mix holds only the train split's images).
 
-Encoders are ``NAME=PATH`` pairs (a ``vjepa2 pretrain`` checkpoint, its ``target_encoder``), ``packaged`` (the weights
-that ship with the package) and always ``random init`` (the same architecture, seed 0).
+Encoders are ``NAME=PATH`` pairs (a ``vjepa2 pretrain`` checkpoint, its ``target_encoder`` or ``--key``),
+``NAME=init:CONFIG`` (the initial weights of the run that config makes: the exact random-init twin), ``packaged``
+(the weights that ship with the package) and always ``random init`` (the same architecture, seed 0).
 
     python benchmarks/pretrained_model.py packaged                                # the model card table
     python benchmarks/pretrained_model.py 1k=runs/vjepa2-tiny/main/step_1000.pt 3k=... --plot docs/curve.png
@@ -77,12 +78,26 @@ def features(encoder: VisionTransformer, data: torch.utils.data.Dataset) -> torc
     return extract_features(encoder, loader, dtype="bf16", progress=False)
 
 
+def run_init(config: str) -> VisionTransformer:
+    """The encoder a ``vjepa2 pretrain --config CONFIG`` run starts from (its seed, its initialisation)."""
+    from vjepa2.config_io import load_config
+    from vjepa2.train.pretrain import build_models
+    from vjepa2.train.pretrain_config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, config)
+    torch.manual_seed(cfg.run.seed)
+    return build_models(cfg)[0]
+
+
 def encoders(specs: list[str], preset: str, key: str = "target_encoder") -> dict[str, VisionTransformer]:
     torch.manual_seed(0)
     out = {"random init": load_encoder(preset)}
     for spec in specs:
         if spec == "packaged":
             out["packaged " + preset] = load_encoder(preset, pretrained=True)
+        elif spec.partition("=")[2].startswith("init:"):  # the weights a pretraining config's run starts from
+            name, _, path = spec.partition("=")
+            out[name] = run_init(path.removeprefix("init:"))
         else:
             name, _, path = spec.partition("=")
             out[name] = load_encoder(preset, path, key=key)
@@ -169,7 +184,9 @@ def plot(rows: list[dict], tasks: list[str], path: Path, packaged_steps: int | N
             if steps.isdigit():
                 curves.setdefault(label, []).append((int(steps), 100 * r["accuracy"]))
             elif r["encoder"] == "random init":
-                ax.axhline(100 * r["accuracy"], color="grey", ls="--", label="random init")
+                ax.axhline(100 * r["accuracy"], color="grey", ls="--", label="random init (seed 0)")
+            elif r["encoder"].startswith("init of the run"):
+                ax.axhline(100 * r["accuracy"], color="black", ls=":", label=r["encoder"])
         for label, pts in curves.items():
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
