@@ -39,13 +39,21 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def resolve_config(cls: type[T], args: argparse.Namespace) -> T | None:
+    """``cls`` from ``--config`` then the overrides; None after printing it when ``--show-config`` asks only that."""
+    cfg = load_config(cls, args.config, args.overrides)
+    if getattr(args, "show_config", False):
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return None
+    return cfg
+
+
 def run_training(cls: type[T], train_fn: Any, args: argparse.Namespace) -> int:
     """Resolve ``cls`` from ``args`` (``--config`` then overrides), run ``train_fn(cfg)``, tear down distributed."""
     from vjepa2.train import distributed
 
-    cfg = load_config(cls, args.config, args.overrides)
-    if getattr(args, "show_config", False):
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    cfg = resolve_config(cls, args)
+    if cfg is None:
         return 0
     try:
         out = train_fn(cfg)

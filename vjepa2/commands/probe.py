@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vjepa2.commands.common import add_config_args, log
+from vjepa2.commands.common import add_config_args, log, resolve_config
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -14,18 +14,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``vjepa2 probe --config FILE [key=value ...]``: train probes on frozen features and print the table."""
-    from vjepa2.config_io import load_config
     from vjepa2.data.video import VideoReadError
     from vjepa2.eval.evaluate import ProbeRunConfig, evaluate, format_table
 
     try:
-        cfg = load_config(ProbeRunConfig, args.config, args.overrides)
-        if getattr(args, "show_config", False):
-            import yaml
-
-            from vjepa2.config_io import to_dict
-
-            print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        cfg = resolve_config(ProbeRunConfig, args)
+        if cfg is None:
             return 0
         results = evaluate(cfg)
     except (ValueError, FileNotFoundError, ImportError, VideoReadError) as e:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vjepa2.commands.common import add_config_args
+from vjepa2.commands.common import add_config_args, resolve_config
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -33,15 +33,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import yaml
 
-    from vjepa2.config_io import load_config, to_dict
     from vjepa2.qa.qa_config import QAConfig
     from vjepa2.qa.train import train
 
-    cfg = load_config(QAConfig, args.config, args.overrides)
-    if args.show_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    cfg = resolve_config(QAConfig, args)
+    if cfg is None:
         return 0
     out = train(cfg)
     print(f"trained run in {out} (vjepa2 qa eval {out})")
