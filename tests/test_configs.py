@@ -42,3 +42,15 @@ def test_overrides_and_unknown_keys(tmp_path):
     assert cfg.optim.lr == 3e-4 and cfg.data.datasets == ("a.csv", "b.csv") and cfg.masks[0].num_blocks == 4
     with pytest.raises(ValueError, match="optim.lrr"):
         load_config(PretrainConfig, None, ["optim.lrr=1"])
+
+
+def test_demo_rebuilds_the_recipe_of_the_yaml_files():
+    """``vjepa2 demo --from-scratch`` and configs/{pretrain,ac}/franka-reach.yaml are the same recipe."""
+    from vjepa2.commands.demo import ac_config, pretrain_config
+
+    root = CONFIGS[0].parent.parent
+    data, pre, ac = Path("runs/x/data"), Path("runs/x/pre"), Path("runs/x/ac")
+    paths = [f"data.datasets=[{data}]", f"run.out={pre}"]
+    assert pretrain_config(pre, data) == load_config(PretrainConfig, root / "pretrain" / "franka-reach.yaml", paths)
+    paths = [f"data.trajectories=[{data}]", f"run.out={ac}", f"model.encoder_weights={pre / 'latest.pt'}"]
+    assert ac_config(ac, data, pre / "latest.pt") == load_config(ACTrainConfig, root / "ac" / "franka-reach.yaml", paths)

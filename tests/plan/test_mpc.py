@@ -173,13 +173,32 @@ def test_latent_planner_runs_an_episode_and_writes_a_gif(world_model, tmp_path):
     rows = evaluate(PointEnv, LatentPlanner(world_model, CEM_TINY), episodes=1, max_steps=2, gif_dir=tmp_path, gifs=1)
     assert rows[0]["steps"] == 2 and rows[0]["seconds_per_action"] > 0
     gif = Image.open(tmp_path / "episode_000.gif")
-    assert gif.n_frames == 3 and gif.size == (SIZE + 4 + SIZE, SIZE)
+    assert gif.n_frames == 3 and gif.size == (4 * SIZE + 4 + 4 * SIZE, 4 * SIZE + 28)  # upscaled 4x, two labels
 
 
 def test_write_gif_resizes_goal(tmp_path):
     frames = [np.full((32, 48, 3), i * 40, dtype=np.uint8) for i in range(4)]
-    path = write_gif(frames, np.zeros((64, 64, 3), dtype=np.uint8), tmp_path / "sub" / "ep.gif", fps=8)
+    path = write_gif(frames, np.zeros((64, 64, 3), dtype=np.uint8), tmp_path / "sub" / "ep.gif", fps=8, scale=1)
     gif = Image.open(path)
-    assert gif.n_frames == 4 and gif.size == (48 + 4 + 32, 32)
+    assert gif.n_frames == 4 and gif.size == (48 + 4 + 32, 32 + 28)
     with pytest.raises(ValueError):
         write_gif([], frames[0], tmp_path / "empty.gif")
+
+
+def test_write_gif_shows_each_frames_subgoal_and_labels(tmp_path):
+    """Per-frame goals (sub-goals) are drawn beside their frame; the labels and counter change the pixels."""
+    frames = [np.zeros((8, 8, 3), dtype=np.uint8)] * 2
+    goals = [np.full((8, 8, 3), 50, dtype=np.uint8), np.full((8, 8, 3), 200, dtype=np.uint8)]
+    path = write_gif(frames, goals, tmp_path / "ep.gif", distances=[0.25, float("nan")], scale=4)
+    gif = Image.open(path)
+    pixels = []
+    for i in range(2):
+        gif.seek(i)
+        pixels.append(np.asarray(gif.convert("RGB")))
+    assert pixels[0].shape == (32 + 28, 32 + 4 + 32, 3)
+    centre = (14 + 16, 32 + 4 + 16)  # the middle of the goal panel
+    assert pixels[0][centre][0] < 100 < pixels[1][centre][0]
+    assert (pixels[0][:14] < 128).any()  # "now" / "goal" drawn in black above the panels
+    assert not np.array_equal(pixels[0][-14:], pixels[1][-14:])  # step counter (and distance) below
+    with pytest.raises(ValueError, match="2 frames"):
+        write_gif(frames, goals[:1], tmp_path / "bad.gif")

@@ -18,17 +18,19 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def _rows() -> list[tuple[str, ...]]:
     from vjepa2.weights.hub import RELEASES, cached
-    from vjepa2.weights.packaged import PACKAGED, packaged_path
+    from vjepa2.weights.packaged import PACKAGED, PACKAGED_WORLD_MODELS, packaged_path, read_packaged
 
     rows = []
     for rel in RELEASES:
         rows.append((rel.preset, rel.params, rel.file, rel.url, rel.hf or "-", "yes" if cached(rel.preset) else "no"))
-    for name, file in PACKAGED.items():
+    for name, file in (PACKAGED | PACKAGED_WORLD_MODELS).items():
         try:
-            where = "packaged" if packaged_path(name).is_file() else "missing"
+            parts, _ = read_packaged(packaged_path(name))
+            sizes = [f"{sum(v.numel() for v in sd.values()) / 1e6:.1f}M" for sd in parts.values()]
+            size, where = (" + ".join(sizes) if name in PACKAGED_WORLD_MODELS else sizes[0]), "packaged"
         except Exception:
-            where = "missing"
-        rows.append((name, "2.7M", file, "(inside the package)", "-", where))
+            size, where = "-", "missing"
+        rows.append((name, size, file, "(inside the package)", "-", where))
     return rows
 
 

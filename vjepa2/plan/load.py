@@ -1,7 +1,9 @@
 """Load a V-JEPA 2-AC world model (frozen encoder + AC predictor) from one checkpoint file.
 
-Two kinds of file are understood:
+Three kinds of source are understood:
 
+- the name of a world model that ships with the package (``vjepa2_ac_tiny_reach``,
+  :data:`vjepa2.weights.packaged.PACKAGED_WORLD_MODELS`): bf16 safetensors with both configs in its metadata;
 - a ``vjepa2 train-ac`` checkpoint (``latest.pt``): its ``encoder_config`` / ``predictor_config`` entries rebuild
   the models, and the ``encoder`` / ``predictor`` entries fill them;
 - the official ``vjepa2-ac-vitg.pt``: it stores no configs, so presets are passed, e.g.
@@ -29,10 +31,13 @@ from vjepa2.config_io import from_dict
 from vjepa2.data.poses import compute_new_pose
 from vjepa2.data.trajectories import POSE_DIM
 from vjepa2.devices import pick_device
+from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.models.encode import DTYPES
 from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.world_model import PoseFn, WorldModel
 from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
+from vjepa2.weights.checks import load_checked
+from vjepa2.weights.packaged import PACKAGED_WORLD_MODELS, packaged_path, read_packaged
 
 
 @dataclass(frozen=True)
@@ -95,15 +100,25 @@ def _config(cls: type, data: Any, entry: str, path: Path) -> Any:
         raise WeightsError(f"{path}: entry {entry!r} is not a valid {cls.__name__}: {err}") from err
 
 
+def _packaged(name: str | Path) -> tuple[dict[str, Any], Path] | None:
+    """``({"encoder": sd, "predictor": sd, **metadata}, file)`` of a packaged world model, None for other names."""
+    if str(name) not in PACKAGED_WORLD_MODELS:
+        return None
+    path = packaged_path(str(name))
+    parts, meta = read_packaged(path)
+    return {**meta, **parts}, path
+
+
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
-    """The configs, run config and step stored in a world-model file (without building the models).
+    """The configs, run config and step stored in a world-model file or packaged world model (without building
+    the models).
 
     Raises:
         WeightsNotFoundError: ``path`` does not exist.
         WeightsError: the file is not a checkpoint that loads safely.
     """
-    path = Path(path)
-    ckpt = read_checkpoint(path)
+    packaged = _packaged(path)
+    ckpt, path = packaged if packaged else (read_checkpoint(path), Path(path))
     enc, pred = ckpt.get("encoder_config"), ckpt.get("predictor_config")
     step = ckpt.get("step")
     return CheckpointInfo(
@@ -124,7 +139,7 @@ def load_world_model(
     """A :class:`WorldModel` from a ``train-ac`` checkpoint or the official V-JEPA 2-AC file.
 
     Args:
-        path: the checkpoint file.
+        path: the checkpoint file, or the name of a packaged world model (``"vjepa2_ac_tiny_reach"``).
         dtype: autocast dtype of the world model, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a :class:`torch.device`.
         encoder: encoder preset name or config; None uses the file's ``encoder_config`` (required for files
@@ -140,10 +155,11 @@ def load_world_model(
         WeightsNotFoundError: ``path`` does not exist.
         WeightsError: the file has no config and no preset was given, or the weights do not fit (strict load).
     """
-    path = Path(path)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     info = read_checkpoint_info(path)
+    packaged = _packaged(path)
+    path = Path(path)
     enc_cfg = encoder if encoder is not None else info.encoder
     pred_cfg = predictor if predictor is not None else info.predictor
     if enc_cfg is None or pred_cfg is None:
@@ -152,9 +168,15 @@ def load_world_model(
             f"{path} stores no {missing} config (not a `vjepa2 train-ac` checkpoint): pass presets, e.g. "
             "encoder='vit_giant', predictor='ac_vit_giant' for the official vjepa2-ac-vitg.pt"
         )
-    key = "encoder" if info.encoder is not None else "target_encoder"  # train-ac saves only `encoder`
-    enc = load_encoder(enc_cfg, path, key=key)
-    pred = load_ac_predictor(pred_cfg, path)
+    if packaged:
+        parts, file = packaged
+        source = f"packaged world model {file}"
+        enc = load_checked(VisionTransformer(info.encoder), parts["encoder"], what="encoder", source=source)
+        pred = load_checked(ACPredictor(info.predictor), parts["predictor"], what="AC predictor", source=source)
+    else:
+        key = "encoder" if info.encoder is not None else "target_encoder"  # train-ac saves only `encoder`
+        enc = load_encoder(enc_cfg, path, key=key)
+        pred = load_ac_predictor(pred_cfg, path)
     if enc.cfg.embed_dim != pred.cfg.embed_dim:
         raise WeightsError(
             f"{path}: the encoder is {enc.cfg.embed_dim} wide but the AC predictor expects {pred.cfg.embed_dim}"

@@ -195,7 +195,8 @@ class OraclePlanner:
 @dataclass
 class EpisodeResult:
     """One MPC episode: success, steps taken, final distance (``info["distance"]``, NaN if the env has none),
-    planning seconds per action, and the observed frames (initial frame first) with the final goal image."""
+    planning seconds per action, and the observed frames (initial frame first) with the final goal image; per frame
+    also the distance and the goal image then pursued (sub-goals)."""
 
     success: bool
     steps: int
@@ -203,6 +204,8 @@ class EpisodeResult:
     seconds_per_action: float
     frames: list[np.ndarray] = field(repr=False)
     goal_image: np.ndarray = field(repr=False)
+    distances: list[float] = field(default_factory=list, repr=False)
+    frame_goals: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 def goal_schedule(env: Any, budgets: Sequence[int] | None, max_steps: int | None) -> list[tuple[np.ndarray, int]]:
@@ -246,6 +249,7 @@ def run_episode(
     schedule = list(goals) if goals is not None else goal_schedule(env, budgets, max_steps)
     max_steps = max_steps if max_steps is not None else sum(b for _, b in schedule)
     frames, stage, used, steps, planning = [obs["image"]], 0, 0, 0, 0.0
+    distances, frame_goals = [float(info.get("distance", math.nan))], [schedule[0][0]]
     success = bool(info.get("is_success", False))
     while steps < max_steps and not success:
         if used >= schedule[stage][1] and stage + 1 < len(schedule):
@@ -255,12 +259,15 @@ def run_episode(
         planning += time.perf_counter() - start
         obs, _, terminated, truncated, info = env.step(action)
         frames.append(obs["image"])
+        distances.append(float(info.get("distance", math.nan)))
+        frame_goals.append(schedule[stage][0])
         steps, used = steps + 1, used + 1
         success = bool(info.get("is_success", False))
         if terminated or truncated:
             break
-    distance = float(info.get("distance", math.nan))
-    return EpisodeResult(success, steps, distance, planning / max(steps, 1), frames, schedule[-1][0])
+    return EpisodeResult(
+        success, steps, distances[-1], planning / max(steps, 1), frames, schedule[-1][0], distances, frame_goals
+    )
 
 
 def evaluate(
@@ -295,7 +302,8 @@ def evaluate(
         for i in range(episodes):
             result = run_episode(env, agent, max_steps=max_steps, seed=seed + i, budgets=budgets)
             if gif_dir is not None and i < gifs:
-                write_gif(result.frames, result.goal_image, Path(gif_dir) / f"episode_{i:03d}.gif")
+                path = Path(gif_dir) / f"episode_{i:03d}.gif"
+                write_gif(result.frames, result.frame_goals or result.goal_image, path, distances=result.distances)
             rows.append(
                 {
                     "episode": i,
@@ -334,31 +342,51 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def write_gif(frames: Sequence[np.ndarray], goal_image: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
-    """Write an animated GIF of the episode frames, each shown next to the goal image.
+def write_gif(
+    frames: Sequence[np.ndarray],
+    goal_image: np.ndarray | Sequence[np.ndarray],
+    path: str | Path,
+    fps: float = 4.0,
+    distances: Sequence[float] | None = None,
+    scale: int = 4,
+) -> Path:
+    """Write an animated GIF of the episode frames, each shown next to its goal image, labelled "now" and "goal",
+    with the step counter and (when given) the distance to the goal under them.
 
     Args:
         frames: uint8 ``[H, W, 3]`` observations.
-        goal_image: uint8 ``[H', W', 3]``, resized to the frames' height.
+        goal_image: uint8 ``[H', W', 3]`` (resized to the frames' height), or one per frame (sub-goals).
         path: output ``.gif`` path (parent folders are created).
         fps: frames per second.
+        distances: one per frame (NaN: not shown), e.g. the end effector's distance to the goal in metres.
+        scale: nearest-neighbour upscaling of the frames (64 px sim frames are hard to see otherwise).
 
     Returns:
         The path written.
     """
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     if not frames:
         raise ValueError("no frames to write")
-    h, w = frames[0].shape[:2]
-    goal = Image.fromarray(np.asarray(goal_image, dtype=np.uint8))
-    goal = goal.resize((max(1, round(goal.width * h / goal.height)), h))
-    gap = 4
+    goals = list(goal_image) if not isinstance(goal_image, np.ndarray) else [goal_image] * len(frames)
+    if len(goals) != len(frames) or (distances is not None and len(distances) != len(frames)):
+        raise ValueError(f"{len(frames)} frames need as many goal images and distances")
+    h, w = frames[0].shape[0] * scale, frames[0].shape[1] * scale
+    gap, label = 4, 14
     images = []
-    for frame in frames:
-        canvas = Image.new("RGB", (w + gap + goal.width, h), (255, 255, 255))
-        canvas.paste(Image.fromarray(np.asarray(frame, dtype=np.uint8)), (0, 0))
-        canvas.paste(goal, (w + gap, 0))
+    for t, (frame, goal_arr) in enumerate(zip(frames, goals, strict=True)):
+        goal = Image.fromarray(np.asarray(goal_arr, dtype=np.uint8))
+        goal = goal.resize((max(1, round(goal.width * h / goal.height)), h), Image.NEAREST)
+        canvas = Image.new("RGB", (w + gap + goal.width, h + 2 * label), (255, 255, 255))
+        canvas.paste(Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((w, h), Image.NEAREST), (0, label))
+        canvas.paste(goal, (w + gap, label))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((2, 1), "now", fill=(0, 0, 0))
+        draw.text((w + gap + 2, 1), "goal", fill=(0, 0, 0))
+        text = f"step {t}/{len(frames) - 1}"
+        if distances is not None and not math.isnan(distances[t]):
+            text += f"   distance {distances[t]:.3f}"
+        draw.text((2, h + label + 1), text, fill=(0, 0, 0))
         images.append(canvas)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
