@@ -68,7 +68,7 @@ def test_plan_prints_the_table_and_writes_gif_and_json(checkpoint, tmp_path, cap
         assert row in text
     assert "32x3 top-4 H=1 L1<=0.075" in text
     image = Image.open(gif)
-    assert 2 <= image.n_frames <= 4 and image.size == (SIZE + 4 + SIZE, SIZE)  # frames next to the goal image
+    assert 2 <= image.n_frames <= 4 and image.size == (8 * SIZE + 4, 4 * SIZE + 28)  # frame | goal, upscaled 4x
     record = json.loads(out.read_text())
     assert record["budgets"] == [16] and record["image_size"] == SIZE and record["cem"]["samples"] == 32
     results = {r["planner"]: r for r in record["results"]}
@@ -90,6 +90,61 @@ def test_plan_pick_and_place_uses_subgoal_budgets(checkpoint, tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["budgets"] == [4, 10, 4] and [r["planner"] for r in record["results"]] == ["latent", "random"]
     assert record["cem"]["samples"] == 8 and record["results"][0]["cem"] == "8x1 top-2 H=1 L1<=0.075"
+
+
+def test_packaged_world_model_file_loads_and_plans(checkpoint, tmp_path, capsys):
+    """``package-weights`` on a train-ac checkpoint writes a bf16 world model that loads with its configs and plans."""
+    import torch
+
+    from vjepa2.plan.load import load_world_model, read_checkpoint_info
+    from vjepa2.weights import WeightsError
+
+    path = tmp_path / "wm.safetensors"
+    assert main(["package-weights", str(checkpoint), "--out", str(path)]) == 0
+    info, wm, ref = read_checkpoint_info(path), load_world_model(path, "fp32"), load_world_model(checkpoint, "fp32")
+    assert info.step == 2 and info.predictor == ref.predictor.cfg and info.transform == "resize"
+    frames = torch.rand(1, 3, SIZE, SIZE)
+    z, z_ref = wm.encode(frames), ref.encode(frames)
+    torch.testing.assert_close(z, z_ref, atol=0.05, rtol=0.05)  # bf16 weights
+    actions = torch.zeros(3, 1, 7)
+    torch.testing.assert_close(
+        wm.rollout(z, torch.zeros(1, 1, 7), actions),
+        ref.rollout(z, torch.zeros(1, 1, 7), actions),
+        atol=0.05,
+        rtol=0.05,
+    )
+    argv = ["plan", "--env", "franka-reach", "--world-model", str(path), "--episodes", "1", "--cem", "tiny"]
+    assert main([*argv, "--max-steps", "1", "--baselines", "", "--device", "cpu"]) == 0
+    assert "| latent | " in capsys.readouterr().out
+    encoder_only = tmp_path / "enc.safetensors"
+    from vjepa2.weights.packaged import package_weights
+
+    pretrain = {"step": 1, "target_encoder": {"w": torch.ones(1)}, "predictor": {"w": torch.ones(1)}}
+    torch.save(pretrain, tmp_path / "pretrain.pt")
+    package_weights(tmp_path / "pretrain.pt", encoder_only)
+    with pytest.raises(WeightsError, match="not a packaged world model"):
+        load_world_model(encoder_only)
+
+
+def test_shipped_world_model_resolves_by_name():
+    from vjepa2.plan.load import read_checkpoint_info
+    from vjepa2.weights.packaged import PACKAGED_WORLD_MODELS, packaged_path
+
+    for name in PACKAGED_WORLD_MODELS:
+        info = read_checkpoint_info(name)
+        assert packaged_path(name).stat().st_size < 20e6
+        assert (
+            info.predictor.img_size == 64 and info.encoder.patch_size == 8 and info.step == info.train["optim"]["steps"]
+        )
+
+
+@pytest.mark.slow
+def test_shipped_reach_world_model_plans_reach(capsys):
+    """The packaged reach world model plans >= 8 of 10 held-out reach episodes (issue 19)."""
+    argv = ["plan", "--env", "franka-reach", "--world-model", "vjepa2_ac_tiny_reach", "--episodes", "10"]
+    assert main([*argv, "--cem", "cpu", "--baselines", "", "--device", "cpu"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
+    assert int(row.split("(")[1].split("/")[0]) >= 8, row
 
 
 def test_oracle_model_scores_the_goal_shown_and_restores_state():

@@ -3,7 +3,8 @@
 Three kinds of source are understood:
 
 - the name of a world model that ships with the package (``vjepa2_ac_tiny_reach``,
-  :data:`vjepa2.weights.packaged.PACKAGED_WORLD_MODELS`): bf16 safetensors with both configs in its metadata;
+  :data:`vjepa2.weights.packaged.PACKAGED_WORLD_MODELS`) or a ``.safetensors`` file of the same kind (written by
+  ``vjepa2 package-weights`` from a train-ac checkpoint): bf16, with both configs in its metadata;
 - a ``vjepa2 train-ac`` checkpoint (``latest.pt``): its ``encoder_config`` / ``predictor_config`` entries rebuild
   the models, and the ``encoder`` / ``predictor`` entries fill them;
 - the official ``vjepa2-ac-vitg.pt``: it stores no configs, so presets are passed, e.g.
@@ -35,7 +36,7 @@ from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.models.encode import DTYPES
 from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.world_model import PoseFn, WorldModel
-from vjepa2.weights import WeightsError, load_ac_predictor, load_encoder, read_checkpoint
+from vjepa2.weights import WeightsError, WeightsNotFoundError, load_ac_predictor, load_encoder, read_checkpoint
 from vjepa2.weights.checks import load_checked
 from vjepa2.weights.packaged import PACKAGED_WORLD_MODELS, packaged_path, read_packaged
 
@@ -101,11 +102,19 @@ def _config(cls: type, data: Any, entry: str, path: Path) -> Any:
 
 
 def _packaged(name: str | Path) -> tuple[dict[str, Any], Path] | None:
-    """``({"encoder": sd, "predictor": sd, **metadata}, file)`` of a packaged world model, None for other names."""
-    if str(name) not in PACKAGED_WORLD_MODELS:
+    """``({"encoder": sd, "predictor": sd, **metadata}, file)`` of a packaged world model (by name, or a
+    ``.safetensors`` file written by ``vjepa2 package-weights``), None for other sources."""
+    if str(name) in PACKAGED_WORLD_MODELS:
+        path = packaged_path(str(name))
+    elif str(name).endswith(".safetensors"):
+        path = Path(name)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{path}: no such world-model file")
+    else:
         return None
-    path = packaged_path(str(name))
     parts, meta = read_packaged(path)
+    if meta.get("kind") != "world_model":
+        raise WeightsError(f"{path}: not a packaged world model (its metadata says kind={meta.get('kind')!r})")
     return {**meta, **parts}, path
 
 
