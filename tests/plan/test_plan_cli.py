@@ -178,7 +178,7 @@ def test_energy_landscape_writes_a_png(checkpoint, trajectories, tmp_path, capsy
     argv = ["energy-landscape", "--world-model", str(checkpoint), *given, "--n", "5", "--device", "cpu"]
     assert main([*argv, "--out", str(png)]) == 0
     text = capsys.readouterr().out
-    assert "ground truth: dx=" in text and "argmin:" in text and "gap" in text
+    assert "ground truth: dx=" in text and "argmin:       dx=" in text and "gap" in text
     assert Image.open(png).format == "PNG"
     if source == "env":
         assert "dz=+0.00" in text or "dz=-0.00" in text  # the scripted step is kept in the swept plane

@@ -156,20 +156,36 @@ def test_energy_landscape_single_batched_call(wm, tmp_path):
     with CallCounter(wm.predictor) as calls:
         land = energy_landscape(wm, frames[0], frames[1], s0, s1, span=0.06, n=5)
     assert calls.batches == [25]
-    assert land.dx.shape == land.dy.shape == land.energy.shape == (5, 5)
-    torch.testing.assert_close(land.dx[0], torch.linspace(-0.06, 0.06, 5))
-    torch.testing.assert_close(land.dy[:, 0], torch.linspace(-0.06, 0.06, 5))
+    assert land.u.shape == land.v.shape == land.energy.shape == (5, 5) and land.axes == ("x", "y")
+    torch.testing.assert_close(land.u[0], torch.linspace(-0.06, 0.06, 5))
+    torch.testing.assert_close(land.v[:, 0], torch.linspace(-0.06, 0.06, 5))
     torch.testing.assert_close(land.action, pose_diff(s0.double(), s1.double()).float())
-    # Row i, column j is the action (dx[j], dy[i]): compare one entry against a single rollout.
+    # Row i, column j is the ground-truth action with (dx, dy) = (u[j], v[i]): compare one entry to a single rollout.
     feats = wm.encode(frames)
-    action = torch.tensor([[[land.dx[1, 3], land.dy[1, 3], 0, 0, 0, 0, 0]]])
-    single = wm.energy(wm.rollout(feats[:1], s0.view(1, 1, 7), action), feats[1, 0])
+    action = land.action.clone()
+    action[:2] = torch.stack([land.u[1, 3], land.v[1, 3]])
+    single = wm.energy(wm.rollout(feats[:1], s0.view(1, 1, 7), action.view(1, 1, 7)), feats[1, 0])
     torch.testing.assert_close(land.energy[1, 3], single[0], atol=1e-5, rtol=1e-5)
     i = int(land.energy.argmin())
-    assert land.argmin == (float(land.dx.flatten()[i]), float(land.dy.flatten()[i]))
+    assert land.argmin == (float(land.u.flatten()[i]), float(land.v.flatten()[i]))
     pytest.importorskip("matplotlib")
     path = plot_landscape(land, tmp_path / "land.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_energy_landscape_over_z_and_gripper(wm):
+    """A grasp landscape sweeps (dz, dgripper) with their own spans; the other dims stay at the ground truth."""
+    frames = torch.randn(2, 3, 64, 64)
+    s0 = torch.tensor([0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.0])
+    s1 = s0 + torch.tensor([0.01, 0.0, -0.03, 0.0, 0.0, 0.0, 1.0])
+    land = energy_landscape(wm, frames[0], frames[1], s0, s1, span=(0.05, 1.0), n=3, axes=("z", "gripper"))
+    torch.testing.assert_close(land.u[0], torch.tensor([-0.05, 0.0, 0.05]))
+    torch.testing.assert_close(land.v[:, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert land.truth == pytest.approx((-0.03, 1.0), abs=1e-6)
+    _, _, actions = action_grid((0.05, 1.0), 3, ("z", "gripper"), base=land.action)
+    assert (actions[:, 0, 0] == land.action[0]).all() and actions[8, 0, 6] == 1.0 and actions[8, 0, 2] == 0.05
+    with pytest.raises(ValueError, match="unknown action axis"):
+        action_grid(0.1, 3, ("x", "elbow"))
 
 
 def test_action_grid_layout():

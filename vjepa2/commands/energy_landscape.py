@@ -4,14 +4,13 @@ env step, and report the argmin against the ground-truth action (paper Fig. 9)."
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
 
 from vjepa2.commands.common import add_overwrite_arg, add_world_model_args, error, load_world_model_args
 from vjepa2.outputs import check_output
-from vjepa2.plan.landscape import energy_at, transition_from_env, transition_from_trajectory
+from vjepa2.plan.landscape import AXES, energy_at, transition_from_env, transition_from_trajectory
 from vjepa2.plan.load import frame_preprocess, pick_transform
 
 
@@ -24,7 +23,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--env", choices=sorted(FRANKA_ENVS), help="take one scripted step in this env instead")
     p.add_argument("--index", type=int, default=0, help="trajectory step t of the transition t -> t + 1")
     p.add_argument("--seed", type=int, default=0, help="env seed (with --env)")
-    p.add_argument("--span", type=float, default=0.075, help="the grid covers [-span, span] in dx and dy (m)")
+    p.add_argument("--axes", default="x,y", help="the two action dims swept: x, y, z, roll, pitch, yaw, gripper")
+    p.add_argument("--span", type=float, default=0.075, help="the grid covers [-span, span] (m or rad) on each axis")
+    p.add_argument("--gripper-span", type=float, default=1.0, help="the grid's half-width on the gripper axis")
     p.add_argument("--n", type=int, default=21, help="grid points per axis")
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--out", default="landscape.png", help="PNG heat map")
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.n < 2 or args.span <= 0:
             raise ValueError(f"--n must be >= 2 and --span > 0, got --n {args.n} --span {args.span}")
+        axes = tuple(a.strip() for a in args.axes.split(","))
+        if len(axes) != 2 or len(set(axes)) != 2 or not set(axes) <= set(AXES):
+            raise ValueError(f"--axes must name two different dims of {list(AXES)}, got {args.axes!r}")
         check_output(args.out, inputs=[args.world_model, args.trajectory or ""], overwrite=args.overwrite, flag="--out")
         wm, info = load_world_model_args(args)
         resolution = wm.predictor.cfg.img_size
@@ -51,16 +55,17 @@ def run(args: argparse.Namespace) -> int:
     pre = frame_preprocess(pick_transform(args.transform, info), resolution)
     x = torch.stack([pre(f) for f in frames])  # [2, 3, H, W]
     s = torch.from_numpy(states)
-    land = energy_landscape(wm, x[0], x[1], s[0], s[1], span=args.span, n=args.n)
+    spans = tuple(args.gripper_span if a == "gripper" else args.span for a in axes)
+    land = energy_landscape(wm, x[0], x[1], s[0], s[1], span=spans, n=args.n, axes=axes)
     e_gt, e_min = energy_at(wm, x, s[0], land.action), float(land.energy.min())
     spread = float(land.energy.max()) - e_min
-    gt, (ax, ay) = land.action.tolist(), land.argmin
+    (a, b), (ta, tb), (ma, mb) = axes, land.truth, land.argmin
     plot_landscape(land, args.out, title=f"energy landscape ({Path(str(args.world_model)).name})")
     print(f"transition: {source}")
-    print(f"ground truth: dx={gt[0]:+.4f} dy={gt[1]:+.4f} dz={gt[2]:+.4f} m")
-    print(f"argmin:       dx={ax:+.4f} dy={ay:+.4f} m, {100 * math.hypot(ax - gt[0], ay - gt[1]):.2f} cm from it")
-    if max(abs(gt[0]), abs(gt[1])) > args.span:
-        print(f"note: the ground truth lies outside the grid (span {args.span:g} m)")
+    print("ground truth: " + " ".join(f"d{k}={v:+.4f}" for k, v in zip(AXES, land.action.tolist(), strict=True)))
+    print(f"argmin:       d{a}={ma:+.4f} d{b}={mb:+.4f}; off by d{a} {ma - ta:+.4f}, d{b} {mb - tb:+.4f}")
+    if abs(ta) > spans[0] or abs(tb) > spans[1]:
+        print(f"note: the ground truth lies outside the grid (spans {spans})")
     print(
         f"energy: min {e_min:.5f}, ground truth {e_gt:.5f}, gap {e_gt - e_min:+.5f} "
         f"({100 * (e_gt - e_min) / max(spread, 1e-12):.1f}% of the landscape's range {spread:.5f})"

@@ -1,8 +1,9 @@
 """Energy landscape of the world model around a recorded transition (paper Fig. 9; official
 ``notebooks/energy_landscape_example.ipynb``).
 
-From frame ``t`` and its pose, every action of a ``n x n`` grid of ``(dx, dy)`` (``dz``, rotation and gripper 0)
-is rolled out one step in a single batched predictor call; the energy is the mean L1 distance between the
+From frame ``t`` and its pose, every action of a ``n x n`` grid over two action dims (``(dx, dy)`` by default,
+``(dz, dgripper)`` for a grasp; the other dims at the ground-truth action) is rolled out one step in a single
+batched predictor call; the energy is the mean L1 distance between the
 prediction and the features of frame ``t + 1``. A well-trained model puts the minimum near the ground-truth action
 ``pose_diff(state_t, state_t1)``. Energy differences between neighbouring actions can be ~1e-4 of the energy,
 below bf16 resolution for a weak model: a ``dtype="fp32"`` world model gives a smoother map.
@@ -19,30 +20,49 @@ import torch
 from vjepa2.data.poses import pose_diff
 from vjepa2.plan.world_model import WorldModel
 
+AXES = {"x": 0, "y": 1, "z": 2, "roll": 3, "pitch": 4, "yaw": 5, "gripper": 6}  # action dims by name
+UNITS = {"x": "m", "y": "m", "z": "m", "roll": "rad", "pitch": "rad", "yaw": "rad", "gripper": ""}
+
 
 @dataclass
 class Landscape:
-    """Energies on a grid: ``dx``, ``dy``, ``energy`` are ``[n, n]`` (row = dy, column = dx); ``action`` ``[7]``."""
+    """Energies on a grid of two action dims ``axes`` (e.g. ``("x", "y")``): ``u``, ``v``, ``energy`` are
+    ``[n, n]`` (row = second axis, column = first axis); ``action`` ``[7]`` is the ground truth."""
 
-    dx: torch.Tensor
-    dy: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
     energy: torch.Tensor
     action: torch.Tensor
+    axes: tuple[str, str] = ("x", "y")
 
     @property
     def argmin(self) -> tuple[float, float]:
-        """``(dx, dy)`` of the lowest energy."""
+        """The ``(u, v)`` of the lowest energy."""
         i = int(self.energy.argmin())
-        return float(self.dx.flatten()[i]), float(self.dy.flatten()[i])
+        return float(self.u.flatten()[i]), float(self.v.flatten()[i])
+
+    @property
+    def truth(self) -> tuple[float, float]:
+        """The ground-truth action's value on the two axes."""
+        return float(self.action[AXES[self.axes[0]]]), float(self.action[AXES[self.axes[1]]])
 
 
-def action_grid(span: float, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``dx, dy [n, n]`` over ``[-span, span]^2`` and the actions ``[n * n, 1, 7]`` (row-major)."""
-    xs = torch.linspace(-span, span, n)
-    dy, dx = torch.meshgrid(xs, xs, indexing="ij")
-    actions = torch.zeros(n * n, 1, 7)
-    actions[:, 0, 0], actions[:, 0, 1] = dx.flatten(), dy.flatten()
-    return dx, dy, actions
+def action_grid(
+    span: float | tuple[float, float],
+    n: int,
+    axes: tuple[str, str] = ("x", "y"),
+    base: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``u, v [n, n]`` over ``[-span_u, span_u] x [-span_v, span_v]`` and the actions ``[n * n, 1, 7]``
+    (row-major): ``base`` (zeros by default) with its ``axes`` dims replaced by the grid."""
+    su, sv = (span, span) if isinstance(span, (int, float)) else span
+    for axis in axes:
+        if axis not in AXES:
+            raise ValueError(f"unknown action axis {axis!r}; choose from {list(AXES)}")
+    v, u = torch.meshgrid(torch.linspace(-sv, sv, n), torch.linspace(-su, su, n), indexing="ij")
+    actions = (torch.zeros(7) if base is None else base.float()).repeat(n * n, 1, 1)
+    actions[:, 0, AXES[axes[0]]], actions[:, 0, AXES[axes[1]]] = u.flatten(), v.flatten()
+    return u, v, actions
 
 
 def energy_landscape(
@@ -51,10 +71,11 @@ def energy_landscape(
     frame_t1: torch.Tensor,
     state_t: torch.Tensor,
     state_t1: torch.Tensor,
-    span: float = 0.075,
+    span: float | tuple[float, float] = 0.075,
     n: int = 21,
+    axes: tuple[str, str] = ("x", "y"),
 ) -> Landscape:
-    """Sweep ``(dx, dy)`` around a recorded transition.
+    """Sweep two action dims around a recorded transition, the other dims at the ground-truth action.
 
     Args:
         world_model: the world model.
@@ -62,18 +83,19 @@ def energy_landscape(
         frame_t1: normalised frame ``[3, H, W]`` at time t + 1 (the goal).
         state_t: pose ``[7]`` at t.
         state_t1: pose ``[7]`` at t + 1.
-        span: the grid covers ``[-span, span]`` in both dx and dy.
+        span: the grid covers ``[-span, span]`` on each axis (or one span per axis).
         n: grid points per axis.
+        axes: the two swept dims by name (:data:`AXES`), e.g. ``("z", "gripper")`` for a grasp.
 
     Returns:
         The :class:`Landscape`, with the ground-truth action ``pose_diff(state_t, state_t1)``.
     """
     feats = world_model.encode(torch.stack([frame_t, frame_t1]))  # [2, 1, HW, D]
-    dx, dy, actions = action_grid(span, n)
+    action = pose_diff(torch.as_tensor(state_t).double(), torch.as_tensor(state_t1).double()).float()
+    u, v, actions = action_grid(span, n, axes, base=action)
     s0 = torch.as_tensor(state_t, dtype=torch.float32).view(1, 1, 7)
     energy = world_model.energy(world_model.rollout(feats[:1], s0, actions), feats[1, 0])
-    action = pose_diff(torch.as_tensor(state_t).double(), torch.as_tensor(state_t1).double()).float()
-    return Landscape(dx, dy, energy.cpu().view(n, n), action)
+    return Landscape(u, v, energy.cpu().view(n, n), action, tuple(axes))
 
 
 def plot_landscape(result: Landscape, path: str | Path, title: str | None = None) -> Path:
@@ -82,12 +104,13 @@ def plot_landscape(result: Landscape, path: str | Path, title: str | None = None
 
     fig = Figure(figsize=(5.2, 4.4))
     ax = fig.add_subplot()
-    mesh = ax.pcolormesh(result.dx.numpy(), result.dy.numpy(), result.energy.numpy(), shading="nearest")
+    mesh = ax.pcolormesh(result.u.numpy(), result.v.numpy(), result.energy.numpy(), shading="nearest")
     fig.colorbar(mesh, ax=ax, label="energy (mean L1)")
-    gt = result.action.tolist()
-    ax.plot(gt[0], gt[1], "*", color="white", markeredgecolor="black", markersize=15, label="ground truth")
+    ax.plot(*result.truth, "*", color="white", markeredgecolor="black", markersize=15, label="ground truth")
     ax.plot(*result.argmin, "x", color="red", markersize=11, markeredgewidth=2.5, label="argmin")
-    ax.set(xlabel="delta x (m)", ylabel="delta y (m)", title=title or "energy landscape", aspect="equal")
+    (a, b), same_units = result.axes, UNITS[result.axes[0]] == UNITS[result.axes[1]]
+    ax.set(xlabel=f"delta {a} ({UNITS[a]})", ylabel=f"delta {b} ({UNITS[b]})", title=title or "energy landscape")
+    ax.set_aspect("equal" if same_units else "auto")
     ax.locator_params(nbins=5)
     ax.legend(loc="upper right", fontsize=8)
     path = Path(path)
