@@ -1,6 +1,8 @@
-"""Planning with V-JEPA 2-AC: the world-model wrapper, CEM, closed-loop MPC and energy landscapes."""
+"""Planning with V-JEPA 2-AC: the world-model wrapper, CEM, closed-loop MPC, a robot controller and energy
+landscapes."""
 
 from vjepa2.plan.cem import CEM_NOTEBOOK, CEM_PAPER, CEM_TINY, CEMConfig, plan, project_l1_ball
+from vjepa2.plan.controller import Controller, ControllerSettings
 from vjepa2.plan.landscape import Landscape, energy_landscape, plot_landscape
 from vjepa2.plan.mpc import (
     EpisodeResult,
@@ -20,6 +22,8 @@ __all__ = [
     "CEM_PAPER",
     "CEM_TINY",
     "CEMConfig",
+    "Controller",
+    "ControllerSettings",
     "EpisodeResult",
     "Landscape",
     "LatentPlanner",
