@@ -6,7 +6,9 @@ executed. Success measures the feature space alone; the Spearman correlation bet
 to the goal says how well energy tracks progress. Compared: raw pixels, a randomly initialised encoder and any
 pretrained encoders given.
 
-- ``franka-reach``: actions are xyz deltas in the L1 ball of 0.075 m; 16 steps; env seeds 1000...
+- ``franka-reach`` and the object tasks (``franka-grasp``, ``franka-reach-with-object``, ``franka-pick-and-place``
+  with its three sub-goal images): actions are xyz deltas in the L1 ball of 0.075 m (plus a gripper delta in
+  [-1, 1] for the object tasks); the task's step budgets; env seeds 1000...
 - ``wall`` / ``pusht``: LeWM's protocol (goal 25 steps ahead in a held-out trajectory, 50 env steps); a candidate
   is a chunk of ``--frameskip`` random env actions.
 
@@ -67,16 +69,24 @@ def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance
 
 
 def franka_episodes(encoder, args) -> tuple[int, list[float]]:
-    env, wins, corr = make("franka-reach", image_size=args.image_size).unwrapped, 0, []
+    """Any Franka tabletop task: greedy toward each goal image (sub-goals in turn, with the task's step budgets);
+    object tasks sample the gripper too. Env seeds 1000...; the true distance is ``oracle_cost`` of the sub-goal."""
+    from vjepa2.envs import ENV_TASKS, ENVS, TASKS
+
+    task = TASKS[ENV_TASKS[ENVS[args.env]]]
+    env, wins, corr = make(args.env, image_size=args.image_size).unwrapped, 0, []
     for ep in range(args.episodes):
         env.reset(seed=1000 + ep)
-        goal_pos = env.goals[-1].ee_pos
-        goal = features(encoder, [env.goal_images()[-1]], env.image_size, args.input_blur)
-        for _ in range(16):
-            xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075).numpy()
-            cands = [[np.concatenate([a, np.zeros(4)]).astype(np.float32)] for a in xyz]
+        goals = [features(encoder, [im], env.image_size, args.input_blur) for im in env.goal_images()]
+        schedule = [g for g, budget in zip(goals, task.subgoal_steps, strict=True) for _ in range(budget)]
+        for t, goal in enumerate(schedule):
+            stage = next(i for i, end in enumerate(np.cumsum(task.subgoal_steps)) if t < end)
+            xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075)
+            grip = torch.rand(args.candidates, 1) * 2 - 1 if task.name != "reach" else torch.zeros(args.candidates, 1)
+            actions = torch.cat([xyz, torch.zeros(args.candidates, 3), grip], 1).numpy().astype(np.float32)
+            cands = [[a] for a in actions]
             state = env.get_state()
-            distance = lambda g=goal_pos: np.linalg.norm(env.ee_pose()[0] - g)  # noqa: E731
+            distance = lambda i=stage: env.oracle_cost(goal_index=i)  # noqa: E731
             chunk, c = greedy_step(env, state, env.set_state, encoder, goal, cands, distance, args)
             env.release_state(state)
             corr.append(c)
@@ -112,7 +122,7 @@ def main() -> None:
     parser.add_argument(
         "checkpoints", nargs="*", help="pretraining checkpoints (their target_encoder), or 'packaged' (shipped weights)"
     )
-    parser.add_argument("--env", default="franka-reach", help="franka-reach, or a benchmark env (wall, pusht)")
+    parser.add_argument("--env", default="franka-reach", help="a Franka env (franka-grasp, ...) or wall / pusht")
     parser.add_argument("--model", default="vit_tiny", help="encoder preset of the checkpoints")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=32)
@@ -129,7 +139,7 @@ def main() -> None:
             encoders[f"packaged {args.model}"] = load_encoder(args.model, pretrained=True).eval()
         else:
             encoders[path] = load_encoder(args.model, path, key="target_encoder").eval()
-    run = franka_episodes if args.env == "franka-reach" else benchmark_episodes
+    run = franka_episodes if args.env.startswith("franka-") else benchmark_episodes
     print(
         f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, "
         f"energy blur {args.blur}, input blur {args.input_blur}"
