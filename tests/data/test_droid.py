@@ -118,3 +118,23 @@ def test_missing_h5py_is_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match="pip install h5py"):
         import_h5py()
+
+
+def test_droid_trajectories_through_the_feature_cache(tmp_path, one_thread):
+    from vjepa2.train.features import FeatureClipDataset, build_feature_cache
+    from vjepa2.weights import load_encoder
+
+    d, cartesian, _ = _write_droid(tmp_path / "droid", "traj0", T=40)
+    pixels = DroidDataset(d, camera="right", frames=4, fps=4.0, resolution=64, transform="resize")
+    assert _frame_index(pixels.read_frames(str(d)), shade=3).tolist() == list(range(40))
+    cache = build_feature_cache(load_encoder("vit_test"), pixels.paths, tmp_path / "cache", 64, "resize", "fp32",
+                                progress=False, reader=pixels)  # fmt: skip
+    assert len(list(cache.glob("*.npy"))) == 1
+    feats = FeatureClipDataset(pixels.paths, cache, reader=pixels, frames=4, fps=4.0)
+    item, want = feats[0, 0, 1], pixels[0, 0, 1]
+    assert item.clip.shape == (4, 16, 48) and np.array_equal(item.indices, want.indices)
+    torch.testing.assert_close(item.states, want.states)
+    np.testing.assert_allclose(item.states[:, :6].numpy(), cartesian[want.indices.numpy()], atol=1e-6)
+    assert (item.extrinsics == 2.0).all()  # the right camera's
+    with pytest.raises(ValueError, match="cached features hold one camera"):
+        DroidDataset(d, camera=["left", "right"], frames=4).read_frames(str(d))

@@ -308,3 +308,29 @@ class DroidDataset(TrajectoryClipDataset):
         serial = droid_camera_serial(read_droid_metadata(path), camera)
         states, extrinsics = read_droid_states(path, serial, indices)
         return StepData(decode_frames(droid_video_path(path, serial), indices), states, extrinsics)
+
+    # the feature cache holds one camera: these read the first
+
+    def _serial(self, path: str) -> str:
+        if len(self.cameras) > 1:
+            raise UserError(f"cached features hold one camera, got {self.cameras}; give one camera")
+        return droid_camera_serial(read_droid_metadata(path), self.cameras[0])
+
+    def read_frames(self, path: str) -> np.ndarray:
+        """Every frame of the camera's recording, cut to the h5's steps: uint8 ``[T, H, W, 3]``."""
+        video = droid_video_path(path, self._serial(path))
+        frames, length = decode_frames(video), _h5_length(Path(path))
+        if len(frames) < length:
+            raise VideoReadError(video, f"{len(frames)} frames, but {H5_NAME} has {length} steps")
+        return frames[:length]
+
+    def read_states(self, path: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return read_droid_states(path, self._serial(path), indices)
+
+    def stamp(self, path: str) -> str:
+        """The directory, the camera, and the size and mtime of ``trajectory.h5`` and of the camera's video."""
+        serial = self._serial(path)
+        files = [Path(path) / H5_NAME, droid_video_path(path, serial)]
+        return "|".join(
+            [str(Path(path).resolve()), serial, *(f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)]
+        )

@@ -26,6 +26,7 @@ from vjepa2.data.clip_sampling import clip_frame_step, sample_clip_indices
 from vjepa2.data.poses import poses_to_diffs, to_camera_frame
 from vjepa2.data.sampler import DrawKey
 from vjepa2.data.trajectories import (
+    POSE_DIM,
     TRAJECTORY_SUFFIXES,
     SkippedTrajectoryWarning,
     StepDims,
@@ -70,6 +71,13 @@ class StepData(NamedTuple):
     extrinsics: np.ndarray | None
 
 
+def file_stamp(path: str | os.PathLike) -> str:
+    """``"<resolved path>|<size>|<mtime ns>"`` of a file: changes when the file is replaced."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+
+
 def stack_actions(actions: np.ndarray, n: int) -> np.ndarray:
     """Consecutive stored actions ``[n * k, A]`` -> ``[n, k * A]`` (row ``i``: actions ``i*k .. i*k + k - 1``)."""
     return np.asarray(actions).reshape(n, -1)
@@ -97,6 +105,8 @@ class TrajectoryClipDataset(Dataset):
         seed: base seed of the per-item generators.
         max_retries: other trajectories tried when one fails to read before the item raises.
     """
+
+    stored_actions: bool = False  # True: clip actions are always the stored ones, even for 7-D states (no pose diffs)
 
     def __init__(
         self,
@@ -159,6 +169,21 @@ class TrajectoryClipDataset(Dataset):
         arrays, _ = read_arrays(Path(path), ("actions",), np.arange(indices[0], indices[-1]))
         return stack_actions(arrays["actions"], len(indices) - 1)
 
+    # -- hooks of the feature cache (:mod:`vjepa2.train.features`): whole videos, states alone, a content stamp
+
+    def read_frames(self, path: str) -> np.ndarray:
+        """Every frame of one trajectory, uint8 ``[T, H, W, 3]``."""
+        return read_arrays(Path(path), ("frames",), None)[0]["frames"]
+
+    def read_states(self, path: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """States ``[F, S]`` and extrinsics ``[F, 6]`` (None when absent) at ``indices``, without the frames."""
+        arrays, _ = read_arrays(Path(path), ("states", "extrinsics"), indices)
+        return arrays["states"], arrays.get("extrinsics")
+
+    def stamp(self, path: str) -> str:
+        """What identifies the content of one trajectory (here its file's resolved path, size and mtime)."""
+        return file_stamp(path)
+
     # -- indexing
 
     def _index(self, paths: list[str]) -> None:
@@ -204,10 +229,18 @@ class TrajectoryClipDataset(Dataset):
         """Width S of the items' states, shared by every trajectory (ValueError naming two that differ)."""
         return self._shared("state_dim", [int(s) for s in self.dims[:, 0]])
 
+    def pose_actions(self, index: int) -> bool:
+        """Whether the clip actions of trajectory ``index`` are ``poses_to_diffs`` of its (7-D pose) states."""
+        return not self.stored_actions and self.dims_at(index).poses
+
+    def clip_action_dim(self, index: int) -> int:
+        """Width of a clip action of trajectory ``index``: 7 for poses, ``step * action_dim`` of stored actions."""
+        return POSE_DIM if self.pose_actions(index) else self.step_of(index) * self.dims_at(index).action_dim
+
     @property
     def action_dim(self) -> int:
         """Width A of the items' actions, shared by every trajectory: 7 for poses, ``step * action_dim`` otherwise."""
-        return self._shared("action_dim", [self.dims_at(i).clip_action_dim(self.step_of(i)) for i in range(len(self))])
+        return self._shared("action_dim", [self.clip_action_dim(i) for i in range(len(self))])
 
     def _shared(self, what: str, values: list[int]) -> int:
         odd = next((i for i, value in enumerate(values) if value != values[0]), None)
@@ -232,7 +265,7 @@ class TrajectoryClipDataset(Dataset):
         raise RuntimeError(f"{self.max_retries + 1} trajectories in a row failed to read (see the warnings)")
 
     def _load(self, index: int, rng: np.random.Generator) -> TrajectoryClip:
-        step, path, poses = self.step_of(index), self.paths[index], self.dims_at(index).poses
+        step, path, poses = self.step_of(index), self.paths[index], self.pose_actions(index)
         indices = sample_clip_indices(int(self.lengths[index]), self.frames, step, rng if self.random_start else None)
         data = self.read_steps(path, indices, rng)
         states = np.asarray(data.states, dtype=np.float64)

@@ -24,7 +24,8 @@ class ACModelSection:
 
 @dataclass(frozen=True)
 class ACDataSection:
-    trajectories: tuple[str, ...] = ()  # trajectory files or folders (npz/h5)
+    trajectories: tuple[str, ...] = ()  # trajectory files or folders (npz/h5), droid:DIR, lerobot:DIR (one kind)
+    camera: str | None = None  # droid: left|right|wrist (default left); lerobot: a video key (default the first)
     frames: int = 8
     fps: float | None = 4.0
     frame_step: int | None = None

@@ -4,7 +4,9 @@ Batches are a function of ``(seed, step)``: a weighted sampler over trajectories
 per-item randomness from ``(seed, epoch, position, index)``, so a resumed run sees the same batches. Actions are
 those of :class:`~vjepa2.data.trajectory_dataset.TrajectoryClipDataset`: pose differences (7-D) for Franka-style
 trajectories, the stored actions between two sampled frames stacked (frame step x env action dim) otherwise;
-:func:`data_dims` gives the predictor's widths.
+:func:`data_dims` gives the predictor's widths. ``data.trajectories`` entries are trajectory files or folders of
+them, DROID trajectory directories or roots (``droid:PATH``) or LeRobot datasets (``lerobot:PATH``); a DROID trajectory
+directory or a LeRobot dataset root is recognised without its prefix (:func:`source_kind`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,61 @@ from torch.utils.data import DataLoader
 
 from vjepa2.data.sampler import DistributedWeightedSampler
 from vjepa2.data.trajectory_dataset import TrajectoryClipDataset
-from vjepa2.errors import UserError
+from vjepa2.errors import ConfigError, UserError
 from vjepa2.models.encode import encode_frames
 from vjepa2.train import distributed as dist_utils
 from vjepa2.train.ac_config import ACTrainConfig
 from vjepa2.train.features import FeatureClipDataset, build_feature_cache, encoder_digest
 
+SOURCE_PREFIXES = ("droid", "lerobot")
+
+
+def source_kind(entry: str) -> tuple[str, str]:
+    """``(kind, path)`` of one ``data.trajectories`` entry: ``"droid"`` or ``"lerobot"`` for a ``droid:`` /
+    ``lerobot:`` prefix, a DROID trajectory directory (``trajectory.h5``, ``metadata_*.json``, ``recordings/``) or a
+    LeRobot dataset root (``meta/info.json``); ``"files"`` otherwise (trajectory files or folders of them)."""
+    prefix, sep, rest = entry.partition(":")
+    if sep and prefix in SOURCE_PREFIXES:
+        if not rest:
+            raise ConfigError(f"data.trajectories entry {entry!r} names no path after {prefix}:")
+        return prefix, rest
+    p = Path(entry)
+    if p.is_dir():
+        if (p / "meta" / "info.json").is_file():
+            return "lerobot", entry
+        if (p / "trajectory.h5").is_file() and (p / "recordings").is_dir() and any(p.glob("metadata_*.json")):
+            return "droid", entry
+    return "files", entry
+
 
 def trajectory_dataset(cfg: ACTrainConfig) -> TrajectoryClipDataset:
-    """Pixel clips of ``cfg.data.trajectories``; their widths are those the predictor takes."""
+    """Pixel clips of ``cfg.data.trajectories`` (one kind of source, see :func:`source_kind`); their widths are
+    those the predictor takes."""
     d = cfg.data
-    return TrajectoryClipDataset(list(d.trajectories), resolution=d.resolution, transform=d.transform, **_sampling(cfg))
+    if not d.trajectories:
+        raise ConfigError("data.trajectories is empty")
+    sources = [source_kind(entry) for entry in d.trajectories]
+    kinds = sorted({kind for kind, _ in sources})
+    if len(kinds) > 1:
+        firsts = ", ".join(
+            next(e for e, (k, _) in zip(d.trajectories, sources, strict=True) if k == kind) for kind in kinds
+        )
+        raise UserError(f"data.trajectories mixes kinds of source {kinds} (e.g. {firsts}); a run reads one kind")
+    kind, paths = kinds[0], [path for _, path in sources]
+    common = {"resolution": d.resolution, "transform": d.transform, **_sampling(cfg)}
+    if kind == "droid":
+        from vjepa2.data.droid import DroidDataset
+
+        return DroidDataset(paths, camera=d.camera or "left", **common)
+    if kind == "lerobot":
+        from vjepa2.data.lerobot import LeRobotDataset
+
+        return LeRobotDataset(paths, camera=d.camera, **common)
+    if d.camera is not None:
+        raise ConfigError(
+            f"data.camera={d.camera!r} is for droid: and lerobot: sources; trajectory files hold one view"
+        )
+    return TrajectoryClipDataset(paths, **common)
 
 
 def _sampling(cfg: ACTrainConfig) -> dict:
@@ -60,10 +106,12 @@ def ac_dataset(
     name = f"{cfg.model.encoder}-{encoder_digest(encoder)}-{d.resolution}-{d.transform}-{cfg.run.dtype}"
     cache = Path(cfg.run.out) / "features" / name
     if world.is_main:
-        build_feature_cache(encoder, pixels.paths, cache, d.resolution, d.transform, cfg.run.dtype, cfg.run.progress)
+        build_feature_cache(
+            encoder, pixels.paths, cache, d.resolution, d.transform, cfg.run.dtype, cfg.run.progress, reader=pixels
+        )
     if world.distributed:
         torch.distributed.barrier()
-    return FeatureClipDataset(pixels.paths, cache, seed=cfg.run.seed, **_sampling(cfg))
+    return FeatureClipDataset(pixels.paths, cache, reader=pixels, seed=cfg.run.seed, **_sampling(cfg))
 
 
 def ac_batches(
