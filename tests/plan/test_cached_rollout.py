@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from vjepa2.config import ac_predictor_config, encoder_config
 from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.plan import WorldModel
-from vjepa2.plan.cached_rollout import CachedRollout, default_chunk
+from vjepa2.plan import cached_rollout as cached_module
+from vjepa2.plan.cached_rollout import CachedRollout, default_chunk, fold_rope, folded_step
 from vjepa2.plan.energy import l1_energy
 
 D = 48
@@ -42,16 +43,32 @@ def inputs(hw: int, S: int, T0: int, H: int, seed: int = 0):
     return z0, s0, actions, past
 
 
+@pytest.mark.parametrize("fold", [True, False], ids=["folded-rope", "rope"])
 @pytest.mark.parametrize("share", [True, False], ids=["shared-first-layer", "plain-first-layer"])
 @pytest.mark.parametrize(("T0", "H"), [(1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])
-def test_cached_equals_reference_fp32(encoder, T0, H, share):
-    """fp32: the same numbers as the reference up to float32 rounding, for 1-3 context frames and horizons 1-3;
-    5 candidates in chunks of 2 over 2 worker threads (uneven chunks and shares)."""
+def test_cached_equals_reference_fp32(encoder, T0, H, share, fold):
+    """fp32: the same numbers as the reference up to float32 rounding, for 1-3 context frames and horizons 1-3,
+    with and without each shortcut; 5 candidates in chunks of 2 over 2 worker threads (uneven chunks and shares)."""
     pred = random_model()
     z0, s0, actions, past = inputs(16, 5, T0, H)
     ref = WorldModel(encoder, pred, dtype="fp32", cached=False).rollout(z0, s0, actions, past)
-    fast = WorldModel(encoder, pred, dtype="fp32", chunk=2, workers=2, share_first_layer=share)
+    fast = WorldModel(encoder, pred, dtype="fp32", chunk=2, workers=2, share_first_layer=share, fold_rope=fold)
     torch.testing.assert_close(fast.rollout(z0, s0, actions, past), ref, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_folded_rope_step_equals_block_step():
+    """Per-position q/k weights with RoPE folded in give the rotated q/k of the fused qkv + apply_rope."""
+    pred = random_model()
+    blk = pred.predictor_blocks[1]
+    x = torch.randn(3, 18, 24)
+    rope = pred.step_rope(2, torch.float32, torch.device("cpu"))
+    past = tuple(torch.randn(1, 2, 36, 12) for _ in range(2))
+    out, (k, v) = folded_step(blk, x, fold_rope(blk, rope, torch.float32), past)
+    ref, (k_ref, v_ref) = blk.step(x, rope, past)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(k, k_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(v, v_ref, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("T0", [1, 2])
@@ -107,7 +124,7 @@ def test_energy_fn_builds_the_cache_once_per_plan(encoder, monkeypatch):
     torch.testing.assert_close(energies[1], ref(actions * 2), atol=1e-5, rtol=1e-5)
 
 
-def test_cached_rollout_checks_and_defaults(encoder):
+def test_cached_rollout_checks_and_defaults(encoder, monkeypatch):
     pred = random_model()
     z0, s0, actions, past = inputs(16, 3, 2, 1)
     with pytest.raises(ValueError, match="past_actions"):
@@ -122,5 +139,8 @@ def test_cached_rollout_checks_and_defaults(encoder):
     assert not wm.uses_cache(z0, s0, past)  # training: the reference path
     pred.eval()
     assert default_chunk(pred, torch.device("cpu")) >= 1 and default_chunk(pred, torch.device("cuda")) > 10**6
+    assert CachedRollout(pred, z0, s0, past).fold_rope
+    monkeypatch.setattr(cached_module, "FOLD_BYTES", 1000)  # folded weights over the budget: plain RoPE
+    assert not CachedRollout(pred, z0, s0, past).fold_rope
     with pytest.raises(ValueError, match="candidates"):
         CachedRollout(pred, z0, s0, past).rollout(actions[:, :0])

@@ -14,6 +14,10 @@ steps ``<= t``):
   computed once) and the candidate's action value, with weight ``sigmoid(q . k_a - logsumexp(q . K_shared))``; the
   output projection is linear, so per candidate only ``heads`` mixing weights per token and the projected action
   values are computed (float32) instead of that block's norm, qkv, attention and projection.
+- **RoPE folded into the weights** (``fold_rope``). The positions of a rollout step are fixed, and RoPE is linear
+  per position, so ``rope_n(W_q x + b_q)`` is ``(R_n W_q) x + R_n b_q``: one batched matmul over the step's
+  positions with per-position q/k weights replaces the qkv projection of q and k and the rotation (equal up to
+  rounding the folded weights to the compute dtype).
 - **Chunks.** Candidates go through in chunks (a few MiB of activations) that stay in cache and avoid page faults.
 
 Outputs equal :meth:`WorldModel.rollout` up to low-precision rounding (see ``tests/plan/test_cached_rollout.py``).
@@ -27,11 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 import torch
+import torch.nn.functional as F
 
 from vjepa2.data.poses import compute_new_pose
 from vjepa2.models import ACPredictor
 from vjepa2.models.encode import layer_norm
-from vjepa2.nn import Block, compute_dtype
+from vjepa2.nn import Block, attend, compute_dtype
 
 # Activation budget of a chunk of candidates (elements of the widest activation, the MLP hidden layer): ~8 MiB in
 # bf16, inside this machine's L3 and small enough for the allocator to reuse rather than fault in fresh pages.
@@ -48,6 +53,54 @@ def default_chunk(predictor: ACPredictor, device: torch.device) -> int:
     cfg = predictor.cfg
     per_candidate = (cfg.cond_tokens + cfg.grid**2) * int(cfg.pred_dim * cfg.mlp_ratio)
     return max(1, CHUNK_ELEMENTS // per_candidate)
+
+
+# Largest per-step table of folded q/k weights (all blocks) ``fold_rope`` builds: ``n x d x 2d`` per block.
+FOLD_BYTES = 64 << 20
+
+
+def fold_rope(block: Block, rope: tuple[torch.Tensor, torch.Tensor], dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The block's q/k projection with RoPE folded in, per position: ``(R_n W, R_n b)`` for ``q`` and ``k``.
+
+    Args:
+        block: a transformer block.
+        rope: the tables ``(cos, sin)`` ``[n, head_dim]`` of ``n`` positions.
+        dtype: the compute dtype (weights are rounded to it before folding, as autocast does, and after).
+
+    Returns:
+        ``weight [n, dim, 2 dim]`` and ``bias [n, 1, 2 dim]`` (for ``baddbmm(bias, x [n, B, dim], weight)``, giving
+        the rotated ``[q | k]``), then the value projection's ``weight [dim, dim]`` and ``bias [dim]``.
+    """
+    attn = block.attn
+    d, dh = attn.qkv.in_features, attn.head_dim
+    w = attn.qkv.weight.detach().to(dtype).float()  # [3d, d]
+    b = attn.qkv.bias.detach().to(dtype).float() if attn.qkv.bias is not None else w.new_zeros(3 * d)
+    pairs = torch.arange(2 * d, device=w.device).view(-1, 2).flip(-1).flatten()  # swap (2k, 2k + 1)
+    cos, sin = (t.float().repeat(1, 2 * d // dh) for t in rope)  # [n, 2d]: every head of q and k
+    sin = sin * torch.tensor([-1.0, 1.0], device=w.device).repeat(d)  # rotate_pairs' signs
+    weight = cos[:, :, None] * w[: 2 * d] + sin[:, :, None] * w[pairs]  # [n, 2d, d]
+    bias = cos * b[: 2 * d] + sin * b[pairs]  # [n, 2d]
+    v_weight, v_bias = w[2 * d :].to(dtype), b[2 * d :].to(dtype)
+    return weight.transpose(1, 2).to(dtype).contiguous(), bias[:, None].to(dtype), v_weight, v_bias
+
+
+def folded_step(
+    block: Block, x: torch.Tensor, folded: tuple[torch.Tensor, ...], past: KV | None
+) -> tuple[torch.Tensor, KV]:
+    """:meth:`Block.step` with the q/k projection and RoPE folded per position (see :func:`fold_rope`)."""
+    attn = block.attn
+    B, n, d = x.shape
+    weight, bias, v_weight, v_bias = folded
+    h = block.norm1(x)
+    qk = torch.baddbmm(bias, h.transpose(0, 1), weight).view(n, B, 2, attn.num_heads, attn.head_dim)
+    q, k = qk.permute(2, 1, 3, 0, 4)  # [B, heads, n, head_dim] each
+    v = F.linear(h, v_weight, v_bias).view(B, n, attn.num_heads, attn.head_dim).transpose(1, 2)
+    kv = (k, v)
+    if past is not None:
+        k = torch.cat([past[0].expand(B, -1, -1, -1), k], dim=2)
+        v = torch.cat([past[1].expand(B, -1, -1, -1), v], dim=2)
+    x = x + attn.proj(attend(q, k, v))
+    return x + block.mlp(block.norm2(x)), kv
 
 
 class SharedFirstLayer:
@@ -131,6 +184,8 @@ class CachedRollout:
         dtype: autocast dtype (None: no autocast).
         chunk: candidates per chunk (None: :func:`default_chunk`).
         share_first_layer: the shared-first-layer shortcut (see the module docstring).
+        fold_rope: fold RoPE into per-position q/k weights (see the module docstring) when the folded weights of a
+            step take at most :data:`FOLD_BYTES`.
         workers: threads on CPU (None: ``torch.get_num_threads()``); always 1 on other devices.
     """
 
@@ -144,6 +199,7 @@ class CachedRollout:
         dtype: torch.dtype | None = torch.bfloat16,
         chunk: int | None = None,
         share_first_layer: bool = True,
+        fold_rope: bool = True,
         workers: int | None = None,
     ) -> None:
         if z0.shape[0] != 1 or s0.shape[0] != 1 or (past_actions is not None and past_actions.shape[0] != 1):
@@ -159,6 +215,10 @@ class CachedRollout:
         self.T0 = T0 = z0.shape[1]
         cfg = predictor.cfg
         self.hw = cfg.grid**2
+        n, d = cfg.cond_tokens + self.hw, cfg.pred_dim
+        size = torch.tensor([], dtype=dtype or torch.float32).element_size()
+        self.fold_rope = fold_rope and cfg.depth * n * d * 2 * d * size <= FOLD_BYTES
+        self._folded: dict[int, list[tuple[torch.Tensor, ...]]] = {}  # per step: per block (see fold_rope)
         self.s_last = s0[:, -1].float()  # [1, 7]
         self.z_last = z0[:, -1].float()  # [1, HW, D]
         with self._context():
@@ -187,6 +247,29 @@ class CachedRollout:
         stack.enter_context(torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None))
         return stack
 
+    def _prepare(self, H: int) -> None:
+        """The folded q/k weights of the steps of a horizon ``H`` rollout (in the calling thread, once)."""
+        if not self.fold_rope:
+            return
+        with self._context():
+            for t in range(self.T0 - 1, self.T0 - 1 + H):
+                if t not in self._folded:
+                    dtype = self.dtype or torch.float32
+                    rope = self.predictor.step_rope(t, dtype, self.device)
+                    self._folded[t] = [fold_rope(blk, rope, dtype) for blk in self.predictor.predictor_blocks]
+
+    def _blocks(self, x: torch.Tensor, t: int, past: list[KV] | None, start: int = 0) -> tuple[torch.Tensor, list[KV]]:
+        """Blocks ``start ..`` on step ``t``'s tokens ``[B, n, d]`` (:meth:`ACPredictor.step`, folded RoPE)."""
+        p = self.predictor
+        folded = self._folded.get(t)
+        rope = None if folded else p.step_rope(t, compute_dtype(x), x.device)
+        kvs = []
+        for i, blk in enumerate(p.predictor_blocks[start:], start=start):
+            cache = None if past is None else past[i]
+            x, kv = folded_step(blk, x, folded[i], cache) if folded else blk.step(x, rope, cache)
+            kvs.append(kv)
+        return x, kvs
+
     def _first_step(self, actions: torch.Tensor, need_kv: bool) -> tuple[torch.Tensor, list[KV | None]]:
         """Step ``T0 - 1`` for actions ``[B, 7]``: outputs ``[B, n, d]`` and its keys/values (with ``need_kv``)."""
         p = self.predictor
@@ -194,14 +277,10 @@ class CachedRollout:
         B = a_tok.shape[0]
         if self.first_layer is None:
             x = torch.cat([a_tok, self.first_tokens.expand(B, -1, -1).to(a_tok.dtype)], dim=1)
-            return p.step(x, self.T0 - 1, self.past)
+            return self._blocks(x, self.T0 - 1, self.past)
         x, kv0 = self.first_layer(a_tok, need_kv)
-        rope = p.step_rope(self.T0 - 1, compute_dtype(x), x.device)
-        kvs = [kv0]
-        for i, blk in enumerate(p.predictor_blocks[1:], start=1):
-            x, kv = blk.step(x, rope, None if self.past is None else self.past[i])
-            kvs.append(kv)
-        return x, kvs
+        x, kvs = self._blocks(x, self.T0 - 1, self.past, start=1)
+        return x, [kv0, *kvs]
 
     def _chunk(self, actions: torch.Tensor) -> torch.Tensor:
         """Candidates ``[B, H, 7]`` -> predicted features of the last step ``[B, HW, D]``, float32."""
@@ -216,7 +295,7 @@ class CachedRollout:
             past = kv if past is None else [_cat_kv(a, b) for a, b in zip(past, kv, strict=True)]
             state = self.pose_fn(state, actions[:, h])
             tokens = p.embed(z[:, None], actions[:, h + 1 : h + 2], state[:, None])[:, 0]
-            x, kv = p.step(tokens, self.T0 + h, past)
+            x, kv = self._blocks(tokens, self.T0 + h, past)
             frame = z
         return z
 
@@ -226,6 +305,7 @@ class CachedRollout:
         S = actions.shape[0]
         if S == 0 or actions.shape[1] == 0:
             raise ValueError(f"need candidates [S >= 1, H >= 1, 7], got {tuple(actions.shape)}")
+        self._prepare(actions.shape[1])
         workers = min(self.workers, S)
         bounds = [S * w // workers for w in range(workers + 1)]  # an even split over the workers
 

@@ -43,6 +43,7 @@ class WorldModel:
             :meth:`rollout_reference`.
         chunk: candidates per chunk of the cached rollout (None: a few MiB of activations on CPU, all on GPUs).
         share_first_layer: the cached rollout's shared-first-layer shortcut (see :mod:`vjepa2.plan.cached_rollout`).
+        fold_rope: the cached rollout folds RoPE into per-position q/k weights (idem).
         workers: threads of the cached rollout on CPU (None: ``torch.get_num_threads()``).
     """
 
@@ -55,6 +56,7 @@ class WorldModel:
         cached: bool = True,
         chunk: int | None = None,
         share_first_layer: bool = True,
+        fold_rope: bool = True,
         workers: int | None = None,
     ) -> None:
         if dtype not in DTYPES:
@@ -66,6 +68,7 @@ class WorldModel:
         self.cached = cached
         self.chunk = chunk
         self.share_first_layer = share_first_layer
+        self.fold_rope = fold_rope
         self.workers = workers
 
     @property
@@ -126,6 +129,7 @@ class WorldModel:
             dtype=DTYPES[self.dtype],
             chunk=self.chunk,
             share_first_layer=self.share_first_layer,
+            fold_rope=self.fold_rope,
             workers=self.workers,
         )
 
