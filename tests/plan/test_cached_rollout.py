@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from vjepa2.config import ac_predictor_config, encoder_config
+from vjepa2.devices import intra_op_threads
 from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.plan import WorldModel
 from vjepa2.plan import cached_rollout as cached_module
-from vjepa2.plan.cached_rollout import CachedRollout, default_chunk, fold_rope, folded_step
+from vjepa2.plan.cached_rollout import CachedRollout, default_chunk, fold_rope, folded_step, folded_weights
 from vjepa2.plan.energy import l1_energy
 
 D = 48
@@ -144,3 +145,22 @@ def test_cached_rollout_checks_and_defaults(encoder, monkeypatch):
     assert not CachedRollout(pred, z0, s0, past).fold_rope
     with pytest.raises(ValueError, match="candidates"):
         CachedRollout(pred, z0, s0, past).rollout(actions[:, :0])
+
+
+def test_folded_weights_are_kept_until_the_weights_change():
+    pred = random_model()
+    first = folded_weights(pred, 1, torch.float32, torch.device("cpu"))
+    assert folded_weights(pred, 1, torch.float32, torch.device("cpu")) is first  # reused by the next plan
+    with torch.no_grad():
+        pred.predictor_blocks[1].attn.qkv.weight.mul_(2)  # e.g. a training step or load_state_dict
+    second = folded_weights(pred, 1, torch.float32, torch.device("cpu"))
+    assert second is not first
+    torch.testing.assert_close(second[1][0], 2 * first[1][0])
+    torch.testing.assert_close(second[0][0], first[0][0])
+
+
+def test_intra_op_threads_restores_the_count():
+    saved = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == saved

@@ -65,9 +65,8 @@ class ACPredictor(nn.Module):
         Cached per ``(steps, dtype, device)`` (they depend on the config only); treat them as read-only.
         """
         key = (steps, dtype, torch.device(device))
-        if key not in self._rope_cache:
-            if len(self._rope_cache) >= 16:
-                self._rope_cache.clear()
+        tables = self._rope_cache.get(key)
+        if tables is None:
             g, c = self.cfg.grid, self.cfg.cond_tokens
             # Plain tensors even under inference mode, so a cache filled while planning still works in training.
             with torch.inference_mode(False), torch.no_grad():
@@ -75,8 +74,10 @@ class ACPredictor(nn.Module):
                 frame = self.rope(*grid_positions(ids, (g, g)), dtype=dtype)
                 cond = self.rope(torch.arange(steps, device=device)[:, None].expand(steps, c), dtype=dtype)
                 tables = tuple(torch.cat([cc, ff], dim=1).flatten(0, 1) for cc, ff in zip(cond, frame, strict=True))
+            if len(self._rope_cache) >= 16:
+                self._rope_cache.clear()
             self._rope_cache[key] = tables
-        return self._rope_cache[key]
+        return tables
 
     def step_rope(self, t: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE tables ``[c + HW, head_dim]`` of the tokens of time step ``t``."""

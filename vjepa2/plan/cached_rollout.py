@@ -26,6 +26,7 @@ Outputs equal :meth:`WorldModel.rollout` up to low-precision rounding (see ``tes
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from vjepa2.data.poses import compute_new_pose
+from vjepa2.devices import intra_op_threads
 from vjepa2.models import ACPredictor
 from vjepa2.models.encode import layer_norm
 from vjepa2.nn import Block, attend, compute_dtype
@@ -82,6 +84,25 @@ def fold_rope(block: Block, rope: tuple[torch.Tensor, torch.Tensor], dtype: torc
     bias = cos * b[: 2 * d] + sin * b[pairs]  # [n, 2d]
     v_weight, v_bias = w[2 * d :].to(dtype), b[2 * d :].to(dtype)
     return weight.transpose(1, 2).to(dtype).contiguous(), bias[:, None].to(dtype), v_weight, v_bias
+
+
+_FOLDED: weakref.WeakKeyDictionary[ACPredictor, dict] = weakref.WeakKeyDictionary()
+
+
+def folded_weights(
+    predictor: ACPredictor, t: int, dtype: torch.dtype, device: torch.device
+) -> list[tuple[torch.Tensor, ...]]:
+    """:func:`fold_rope` of every block for the positions of step ``t``; kept per predictor and rebuilt when its
+    qkv weights change (in place or replaced)."""
+    blocks = predictor.predictor_blocks
+    params = [p for blk in blocks for p in blk.attn.qkv.parameters()]
+    version = tuple((p.data_ptr(), p._version) for p in params)
+    cache = _FOLDED.setdefault(predictor, {})
+    key = (t, dtype, torch.device(device))
+    if key not in cache or cache[key][0] != version:
+        rope = predictor.step_rope(t, dtype, device)
+        cache[key] = (version, [fold_rope(blk, rope, dtype) for blk in blocks])
+    return cache[key][1]
 
 
 def folded_step(
@@ -221,7 +242,7 @@ class CachedRollout:
         self._folded: dict[int, list[tuple[torch.Tensor, ...]]] = {}  # per step: per block (see fold_rope)
         self.s_last = s0[:, -1].float()  # [1, 7]
         self.z_last = z0[:, -1].float()  # [1, HW, D]
-        with self._context():
+        with self._context(), self._small():
             self.past = None  # per block, keys/values of the context steps 0 .. T0-2 (batch 1)
             if T0 > 1:
                 if past_actions is None or past_actions.shape[1] != T0 - 1:
@@ -251,12 +272,14 @@ class CachedRollout:
         """The folded q/k weights of the steps of a horizon ``H`` rollout (in the calling thread, once)."""
         if not self.fold_rope:
             return
-        with self._context():
+        with self._context(), self._small():
             for t in range(self.T0 - 1, self.T0 - 1 + H):
                 if t not in self._folded:
-                    dtype = self.dtype or torch.float32
-                    rope = self.predictor.step_rope(t, dtype, self.device)
-                    self._folded[t] = [fold_rope(blk, rope, dtype) for blk in self.predictor.predictor_blocks]
+                    self._folded[t] = folded_weights(self.predictor, t, self.dtype or torch.float32, self.device)
+
+    def _small(self) -> contextlib.AbstractContextManager:
+        """One intra-op thread on CPU for the small per-plan work (see :func:`intra_op_threads`)."""
+        return intra_op_threads(1) if self.device.type == "cpu" else contextlib.nullcontext()
 
     def _blocks(self, x: torch.Tensor, t: int, past: list[KV] | None, start: int = 0) -> tuple[torch.Tensor, list[KV]]:
         """Blocks ``start ..`` on step ``t``'s tokens ``[B, n, d]`` (:meth:`ACPredictor.step`, folded RoPE)."""

@@ -17,18 +17,22 @@ is the straightforward rollout above, kept as the reference; the two agree up to
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import torch
 
 from vjepa2.data.poses import compute_new_pose
+from vjepa2.devices import intra_op_threads
 from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.models.encode import DTYPES, encode_frames, layer_norm
 from vjepa2.plan.cached_rollout import CachedRollout
 from vjepa2.plan.energy import l1_energy
 
 PoseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Up to this many 64 x 64 images (or the same pixels at other sizes) :meth:`WorldModel.encode` uses one CPU thread.
+SMALL_ENCODE = 4
 
 
 class WorldModel:
@@ -85,11 +89,18 @@ class WorldModel:
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """:func:`encode_frames` at the predictor's resolution: ``[B, 3, (T,) H, W]`` -> ``[B, T, HW, D]``."""
+        """:func:`encode_frames` at the predictor's resolution: ``[B, 3, (T,) H, W]`` -> ``[B, T, HW, D]``.
+
+        A few frames (an observation or a goal, at most :data:`SMALL_ENCODE` images) are encoded on one intra-op
+        CPU thread: too little work to split (see :func:`~vjepa2.devices.intra_op_threads`).
+        """
         size = self.predictor.cfg.img_size
         if frames.shape[-2:] != (size, size):
             raise ValueError(f"frames are {tuple(frames.shape[-2:])} but the AC predictor expects {size}x{size}")
-        return encode_frames(self.encoder, frames.to(self.device), self.dtype)
+        images = frames.shape[0] * (frames.shape[2] if frames.ndim == 5 else 1)
+        small = self.device.type == "cpu" and images * size * size <= SMALL_ENCODE * 64 * 64
+        with intra_op_threads(1) if small else contextlib.nullcontext():
+            return encode_frames(self.encoder, frames.to(self.device), self.dtype)
 
     @torch.inference_mode()
     def predict_next(self, history: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
