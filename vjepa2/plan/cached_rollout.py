@@ -335,8 +335,10 @@ class CachedRollout:
         def work(lo: int, hi: int, threads: int | None) -> list[torch.Tensor]:
             if threads is not None:
                 torch.set_num_threads(threads)
+            k = -(-(hi - lo) // self.chunk)  # chunks of equal size (+-1), at most ``chunk``
+            cuts = [lo + (hi - lo) * j // k for j in range(k + 1)]
             with self._context():
-                return [fn(self._chunk(actions[i : min(i + self.chunk, hi)])) for i in range(lo, hi, self.chunk)]
+                return [fn(self._chunk(actions[i:j])) for i, j in pairwise(cuts)]
 
         if workers == 1:
             return torch.cat(work(0, S, None))
