@@ -12,6 +12,8 @@ warm-up action each):
 - ``sequential``: the reference one candidate at a time (``--sequential-iterations`` CEM iterations, extrapolated
   to ``--iterations`` and marked ``*``).
 
+``CPU s`` is the process's CPU time for that action (all threads; spinning OpenMP threads count too): on a shared
+machine the cached mode's CPU time over the cores estimates its time on an idle one (its workers share nothing).
 ``GFLOP/s`` is the reference rollout's FLOPs (from the model dims: embeddings, qkv, projections, MLP, all L x L
 attention pairs, output projection) x rollouts / s, for every mode: an *effective* rate (the cached path does fewer
 FLOPs for the same result). ``% peak`` divides it by ``--peak`` (805 GFLOP/s bf16 and 211 fp32: this machine's 2
@@ -81,23 +83,23 @@ def one_at_a_time(wm: WorldModel, z0: torch.Tensor, s0: torch.Tensor, goal: torc
     return fn
 
 
-def action_timer(wm: WorldModel, mode: str) -> Callable[[CEMConfig], float]:
-    """A function timing one planned action of ``mode`` (seconds) for a CEM config."""
+def action_timer(wm: WorldModel, mode: str) -> Callable[[CEMConfig], tuple[float, float]]:
+    """A function timing one planned action of ``mode`` for a CEM config: (wall, process CPU) seconds."""
     size = wm.predictor.cfg.img_size
     frames = torch.randn(2, 3, size, size, device=wm.device)
     goal = wm.encode(frames[1:])[0, 0]
     s0 = torch.zeros(1, 1, 7)
 
-    def run(cfg: CEMConfig) -> float:
+    def run(cfg: CEMConfig) -> tuple[float, float]:
         wm.cached = mode == "cached"
         with contextlib.nullcontext() if mode == "cached" else reference_attention():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             z0 = wm.encode(frames[:1])
             energy_fn = one_at_a_time(wm, z0, s0, goal) if mode == "sequential" else wm.energy_fn(z0, s0, goal)
             plan(energy_fn, cfg)
             if wm.device.type == "cuda":
                 torch.cuda.synchronize()
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.process_time() - cpu
 
     return run
 
@@ -128,8 +130,8 @@ def main() -> None:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"{args.encoder} + {args.predictor} on {args.device} ({torch.get_num_threads()} threads, load {load}),")
     print(f"CEM {cfg.samples} samples x {cfg.iterations} iterations, top-{cfg.topk}, horizon {cfg.horizon}\n")
-    print("| dtype | mode | s / action | rollouts / s | speed-up | GFLOP/s (eff.) | % peak |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dtype | mode | s / action | CPU s / action | rollouts / s | speed-up | GFLOP/s (eff.) | % peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for dtype in args.dtype:
         wm = build(args, dtype)
         flops = rollout_flops(wm.predictor.cfg, 1, cfg.horizon)
@@ -137,21 +139,22 @@ def main() -> None:
         timers = {mode: action_timer(wm, mode) for mode in args.modes}
         for timer in timers.values():
             timer(dataclasses.replace(cfg, iterations=1))  # warm-up
-        best = {mode: math.inf for mode in args.modes}
+        best = {mode: (math.inf, math.inf) for mode in args.modes}  # (wall, CPU) of the fastest action
         for _ in range(args.repeats):
             for mode, timer in timers.items():
                 best[mode] = min(best[mode], timer(cfg))
-        base = best.get("reference")
+        base = best["reference"][0] if "reference" in best else None
         if args.sequential_iterations:
             part = dataclasses.replace(cfg, iterations=args.sequential_iterations)
-            best["sequential"] = action_timer(wm, "sequential")(part) * cfg.iterations / part.iterations
-        for mode, seconds in best.items():
+            wall, cpu = action_timer(wm, "sequential")(part)
+            best["sequential"] = (wall * cfg.iterations / part.iterations, cpu * cfg.iterations / part.iterations)
+        for mode, (seconds, cpu) in best.items():
             rate = cfg.samples * cfg.iterations / seconds
             gflops = rate * flops / 1e9
             star = "*" if mode == "sequential" and args.sequential_iterations < cfg.iterations else ""
             ratio = f"{base / seconds:.2f}x" if base else "-"
             print(
-                f"| {dtype} | {mode} | {seconds:.2f}{star} | {rate:.0f} | {ratio} | {gflops:.0f} | "
+                f"| {dtype} | {mode} | {seconds:.2f}{star} | {cpu:.2f} | {rate:.0f} | {ratio} | {gflops:.0f} | "
                 f"{100 * gflops / peak:.0f}% |",
                 flush=True,
             )
