@@ -1,5 +1,6 @@
 """Planning with V-JEPA 2-AC: the world-model wrapper, CEM, closed-loop MPC and energy landscapes."""
 
+from vjepa2.plan.cached_rollout import CachedRollout
 from vjepa2.plan.cem import CEM_NOTEBOOK, CEM_PAPER, CEM_TINY, CEMConfig, plan, project_l1_ball
 from vjepa2.plan.landscape import Landscape, energy_landscape, plot_landscape
 from vjepa2.plan.mpc import (
@@ -20,6 +21,7 @@ __all__ = [
     "CEM_PAPER",
     "CEM_TINY",
     "CEMConfig",
+    "CachedRollout",
     "EpisodeResult",
     "Landscape",
     "LatentPlanner",
