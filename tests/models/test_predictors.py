@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import vjepa2.models.ac_predictor as ac_mod
 from vjepa2.config import ac_predictor_config, predictor_config
 from vjepa2.models import ACPredictor, Predictor, block_causal_mask
 
@@ -160,3 +161,50 @@ def test_ac_residual_starts_at_copy_baseline():
     model = ACPredictor(ac_predictor_config("ac_vit_test", residual=True)).eval()
     assert torch.equal(model(x, a, s), x)
     assert not torch.equal(ACPredictor(ac_predictor_config("ac_vit_test")).eval()(x, a, s), x)
+
+
+@torch.no_grad()
+def test_ac_step_by_step_with_kv_cache_equals_forward(ac):
+    """Running the steps one at a time, each attending to the cached keys/values of the earlier ones, gives the full
+    block-causal forward."""
+    x, a, s = _ac_inputs(3)
+    full = ac(x, a, s)
+    tokens = ac.embed(x, a, s)  # [B, T, c + HW, d]
+    outs, past = [], None
+    for t in range(3):
+        out, kv = ac.step(tokens[:, t], t, past)
+        outs.append(out)
+        if past is not None:
+            kv = [(torch.cat([pk, k], 2), torch.cat([pv, v], 2)) for (pk, pv), (k, v) in zip(past, kv, strict=True)]
+        past = kv
+    stepped = ac.readout(torch.stack(outs, dim=1), x)
+    torch.testing.assert_close(stepped, full, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_ac_step_shared_context_cache_broadcasts(ac):
+    x, a, s = _ac_inputs(2, batch=3)
+    x[1:, :16], a[1:, 0], s[1:, 0] = x[0, :16], a[0, 0], s[0, 0]  # step 0 shared by the batch
+    full = ac(x, a, s)
+    tokens = ac.embed(x, a, s)
+    _, kv = ac.step(tokens[:1, 0], 0)  # the shared step, batch 1
+    out, _ = ac.step(tokens[:, 1], 1, kv)
+    torch.testing.assert_close(ac.readout(out[:, None], x[:, 16:]), full[:, 16:], atol=1e-5, rtol=1e-5)
+
+
+def test_ac_one_step_needs_no_mask_and_rope_tables_are_cached(ac, monkeypatch):
+    x, a, s = _ac_inputs(1)
+    masks = []
+    run = ac_mod.run_blocks
+    monkeypatch.setattr(
+        ac_mod, "run_blocks", lambda b, t, rope, mask, **kw: masks.append(mask) or run(b, t, rope, mask, **kw)
+    )
+    with torch.no_grad():
+        ac(x, a, s)
+        ac(*_ac_inputs(2))
+    assert masks[0] is None and masks[1].shape == (36, 36)  # one step: full attention, no mask
+    first = ac._rope(2, torch.float32, torch.device("cpu"))
+    assert ac._rope(2, torch.float32, "cpu") is first
+    with torch.inference_mode():
+        tables = ac._rope(5, torch.bfloat16, torch.device("cpu"))
+    assert not tables[0].is_inference()  # a cache filled while planning still works in training

@@ -32,10 +32,10 @@ def small_threshold(monkeypatch):
     monkeypatch.setattr(attn_mod, "BLOCKED_MIN_PAIRS", 100)
 
 
-@pytest.fixture(params=[1 << 20, 2 * 150 * 140, 8 * 140], ids=["all-heads", "2-heads", "8-row-bands"])
+@pytest.fixture(params=[1 << 20, 2 * 150 * 140, 8 * 140], ids=["grouped", "2-heads", "8-row-bands"])
 def score_block(request, monkeypatch):
-    """Score blocks of all 3 heads at once, of 2 heads (3 = 2 + 1), and of one head in 8-row bands (150 queries:
-    the last band partial)."""
+    """Score blocks of all heads of both samples at once, of 2 heads (3 = 2 + 1), and of one head in 8-row bands
+    (150 queries: the last band partial)."""
     monkeypatch.setattr(attn_mod, "_SCORE_BLOCK", request.param)
 
 
@@ -43,6 +43,19 @@ def score_block(request, monkeypatch):
 def test_blocked_equals_sdpa_fp32(score_block, mask_shape):
     q, k, v = qkv()
     mask = None if mask_shape is None else random_mask(mask_shape)
+    torch.testing.assert_close(blocked_attention(q, k, v, mask), sdpa(q, k, v, mask), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask_shape", [None, (66, 66), (5, 1, 66, 66), (5, 3, 66, 66), (5, 1, 1, 66)])
+def test_grouped_short_sequences_equal_sdpa_fp32(monkeypatch, mask_shape):
+    """Short sequences (the AC predictor's 66 tokens per step): whole samples per score block, 2 samples per group
+    here, so 5 samples end in a partial group."""
+    monkeypatch.setattr(attn_mod, "_SCORE_BLOCK", 2 * 3 * 66 * 66)
+    q, k, v = qkv(B=5, Nq=66, Nk=66)
+    mask = None if mask_shape is None else random_mask(mask_shape)
+    torch.testing.assert_close(blocked_attention(q, k, v, mask), sdpa(q, k, v, mask), atol=1e-5, rtol=1e-5)
+    strided = torch.randn(5, 66, 3, 3, 16)  # q/k/v as views of a fused qkv output, like Attention.heads gives
+    q, k, v = strided.permute(2, 0, 3, 1, 4)
     torch.testing.assert_close(blocked_attention(q, k, v, mask), sdpa(q, k, v, mask), atol=1e-5, rtol=1e-5)
 
 
@@ -70,7 +83,7 @@ def test_attend_bf16_takes_fast_path_and_matches_sdpa(score_block, masked):
     assert err < max(3 * sdpa_err, 2e-2), (err, sdpa_err)
 
 
-def test_fast_path_selection():
+def test_fast_path_selection(monkeypatch):
     q, k, v = qkv()
     assert not use_blocked_attention(q, k, v)  # fp32 stays on SDPA (exact semantics)
     qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
@@ -78,6 +91,11 @@ def test_fast_path_selection():
     assert use_blocked_attention(qb, kb, vb, torch.ones(150, 140, dtype=torch.bool))
     assert not use_blocked_attention(qb, kb, vb, torch.zeros(150, 140))  # additive float masks -> SDPA
     assert not use_blocked_attention(qb[:, :, :9], kb[:, :, :9], vb[:, :, :9])  # 81 < 100 pairs -> SDPA
+    monkeypatch.setattr(attn_mod, "BLOCKED_MIN_PAIRS", 1 << 17)  # production thresholds
+    short = torch.zeros(8, 3, 66, 32, dtype=torch.bfloat16)  # 8 x 3 x 66^2 >= GROUPED_MIN_PAIRS pairs in all
+    assert use_blocked_attention(short, short, short)
+    assert not use_blocked_attention(short[:1], short[:1], short[:1])  # one sample: SDPA
+    assert not use_blocked_attention(short[:2], short[:2], short[:2])  # too little work in all: SDPA
     qg = qb.clone().requires_grad_()
     assert not use_blocked_attention(qg, kb, vb)  # autograd -> SDPA
     with torch.no_grad():

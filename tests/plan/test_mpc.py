@@ -144,23 +144,36 @@ def world_model() -> WorldModel:
     return WorldModel(encoder, ACPredictor(ac_predictor_config("ac_vit_test")), dtype="bf16")
 
 
-def test_latent_planner_batched_and_deterministic(world_model):
+def test_latent_planner_batched_and_deterministic(world_model, monkeypatch):
     env = PointEnv()
     obs, _ = env.reset(seed=0)
     goal = env.goal_images()[0]
     planner = LatentPlanner(world_model, CEM_TINY)
-    calls = {"encoder": 0, "predictor": []}
+    calls = {"encoder": 0, "predictor": [], "energy": [], "cache": 0}
     hooks = [
         world_model.encoder.register_forward_hook(lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1)),
         world_model.predictor.register_forward_hook(lambda m, args, out: calls["predictor"].append(args[0].shape[0])),
     ]
+    energy_fn, cached_rollout = world_model.energy_fn, world_model.cached_rollout
+
+    def counting_energy_fn(*args, **kwargs):
+        fn = energy_fn(*args, **kwargs)
+        return lambda actions: calls["energy"].append(actions.shape[0]) or fn(actions)
+
+    def counting_cache(*args, **kwargs):
+        calls["cache"] += 1
+        return cached_rollout(*args, **kwargs)
+
+    monkeypatch.setattr(world_model, "energy_fn", counting_energy_fn)
+    monkeypatch.setattr(world_model, "cached_rollout", counting_cache)
     try:
         first = planner.plan(obs, goal)
         second = planner.plan(obs, goal)
     finally:
         for h in hooks:
             h.remove()
-    assert calls["predictor"] == [CEM_TINY.samples] * (2 * CEM_TINY.iterations)
+    assert calls["energy"] == [CEM_TINY.samples] * (2 * CEM_TINY.iterations)  # one batched call per iteration
+    assert calls["cache"] == 2 and calls["predictor"] == []  # the context cached once per plan, no full forward
     assert calls["encoder"] == 3  # goal encoded once (cached), the observation at each step
     assert first.shape == (7,) and np.abs(first[:3]).sum() <= 0.075 + 1e-6
     assert planner.last_info["energies"].shape == (CEM_TINY.iterations, CEM_TINY.samples)

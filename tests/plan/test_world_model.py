@@ -22,6 +22,12 @@ def wm(models) -> WorldModel:
     return WorldModel(*models, dtype="fp32")
 
 
+@pytest.fixture(scope="module")
+def wm_ref(models) -> WorldModel:
+    """The straightforward rollout (the predictor on the whole history, every step), no cached fast path."""
+    return WorldModel(*models, dtype="fp32", cached=False)
+
+
 class CallCounter:
     def __init__(self, module: torch.nn.Module) -> None:
         self.batches: list[int] = []
@@ -80,16 +86,21 @@ def manual_rollout(wm, z0, s0, actions):
 
 
 @pytest.mark.parametrize("H", [1, 3])
-def test_batched_rollout_matches_one_at_a_time(wm, H):
+def test_batched_rollout_matches_one_at_a_time(wm, wm_ref, H):
     z, s, a = random_inputs(5, 1, H)
     z0, s0 = z[:1], s[:1]
-    with CallCounter(wm.predictor) as calls:
-        out = wm.rollout(z0, s0, a)
+    with CallCounter(wm_ref.predictor) as calls:
+        out = wm_ref.rollout(z0, s0, a)
     assert calls.batches == [5] * H  # one batched call per horizon step
     assert out.shape == (5, HW, D)
-    torch.testing.assert_close(out, manual_rollout(wm, z0, s0, a), atol=2e-5, rtol=1e-5)
-    # A context already expanded over the candidates gives the same result.
+    torch.testing.assert_close(out, manual_rollout(wm_ref, z0, s0, a), atol=2e-5, rtol=1e-5)
+    # A context already expanded over the candidates gives the same result (and takes the reference path).
+    assert wm.uses_cache(z0, s0) and not wm.uses_cache(z0.expand(5, -1, -1, -1), s0.expand(5, -1, -1))
     torch.testing.assert_close(wm.rollout(z0.expand(5, -1, -1, -1), s0.expand(5, -1, -1), a), out)
+    # The cached fast path never calls the predictor's forward and agrees.
+    with CallCounter(wm.predictor) as calls:
+        torch.testing.assert_close(wm.rollout(z0, s0, a), out, atol=2e-5, rtol=1e-5)
+    assert calls.batches == []
 
 
 def test_rollout_depends_on_every_action(wm):
@@ -117,12 +128,14 @@ def test_energy_is_mean_l1(wm):
     torch.testing.assert_close(wm.energy(pred, goal[None, None]), expected)
 
 
-def test_energy_fn_one_call_per_step_and_bf16_close(models, wm):
+def test_energy_fn_one_call_per_step_and_bf16_close(models, wm, wm_ref):
     z, s, a = random_inputs(1, 1, 2)
     goal = torch.randn(HW, D)
-    with CallCounter(wm.predictor) as calls:
-        e32 = wm.energy_fn(z, s, goal)(torch.randn(6, 2, 7) * 0.05)
+    candidates = torch.randn(6, 2, 7) * 0.05
+    with CallCounter(wm_ref.predictor) as calls:
+        e32 = wm_ref.energy_fn(z, s, goal)(candidates)
     assert e32.shape == (6,) and calls.batches == [6, 6]
+    torch.testing.assert_close(wm.energy_fn(z, s, goal)(candidates), e32, atol=1e-5, rtol=1e-5)
     bf16 = WorldModel(*models, dtype="bf16")
     pred16, pred32 = bf16.rollout(z, s, a), wm.rollout(z, s, a)
     assert pred16.dtype == torch.float32
@@ -149,22 +162,22 @@ def test_proprio_term_of_the_energy(models):
         wm.energy_fn(z, s, goal, proprio_weight=1.0)
 
 
-def test_energy_landscape_single_batched_call(wm, tmp_path):
+def test_energy_landscape_single_batched_call(wm_ref, tmp_path):
     frames = torch.randn(2, 3, 64, 64)
     s0 = torch.tensor([0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.5])
     s1 = s0 + torch.tensor([0.02, -0.03, 0.0, 0.0, 0.0, 0.05, 0.0])
-    with CallCounter(wm.predictor) as calls:
-        land = energy_landscape(wm, frames[0], frames[1], s0, s1, span=0.06, n=5)
+    with CallCounter(wm_ref.predictor) as calls:
+        land = energy_landscape(wm_ref, frames[0], frames[1], s0, s1, span=0.06, n=5)
     assert calls.batches == [25]
     assert land.u.shape == land.v.shape == land.energy.shape == (5, 5) and land.axes == ("x", "y")
     torch.testing.assert_close(land.u[0], torch.linspace(-0.06, 0.06, 5))
     torch.testing.assert_close(land.v[:, 0], torch.linspace(-0.06, 0.06, 5))
     torch.testing.assert_close(land.action, pose_diff(s0.double(), s1.double()).float())
     # Row i, column j is the ground-truth action with (dx, dy) = (u[j], v[i]): compare one entry to a single rollout.
-    feats = wm.encode(frames)
+    feats = wm_ref.encode(frames)
     action = land.action.clone()
     action[:2] = torch.stack([land.u[1, 3], land.v[1, 3]])
-    single = wm.energy(wm.rollout(feats[:1], s0.view(1, 1, 7), action.view(1, 1, 7)), feats[1, 0])
+    single = wm_ref.energy(wm_ref.rollout(feats[:1], s0.view(1, 1, 7), action.view(1, 1, 7)), feats[1, 0])
     torch.testing.assert_close(land.energy[1, 3], single[0], atol=1e-5, rtol=1e-5)
     i = int(land.energy.argmin())
     assert land.argmin == (float(land.u.flatten()[i]), float(land.v.flatten()[i]))

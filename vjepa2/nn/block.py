@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from vjepa2.nn.attention import Attention, CrossAttention
+from vjepa2.nn.attention import Attention, CrossAttention, attend
 
 
 class MLP(nn.Module):
@@ -47,6 +47,34 @@ class Block(nn.Module):
         """``x``: ``[B, N, dim]``; ``rope``: tables from :class:`~vjepa2.nn.rope.RoPE3D`; ``mask``: bool ``[N, N]``."""
         x = x + self.attn(self.norm1(x), rope, mask)
         return x + self.mlp(self.norm2(x))
+
+    def step(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Incremental (KV-cached) forward of new tokens that see every cached token and each other, unmasked.
+
+        Equals :meth:`forward` on ``cat(past tokens, x)`` restricted to the new tokens whenever the mask lets the new
+        tokens see all of them and the past tokens see none of the new ones (a new block of a block-causal sequence).
+
+        Args:
+            x: new tokens ``[B, n, dim]``.
+            rope: tables of the new tokens' positions (broadcastable to ``[B, heads, n, head_dim]``).
+            past: cached rotated keys and values ``[1 or B, heads, n_past, head_dim]`` of the earlier tokens.
+
+        Returns:
+            The new tokens' outputs ``[B, n, dim]`` and their ``(keys, values)`` ``[B, heads, n, head_dim]``.
+        """
+        q, k, v = self.attn.heads(self.norm1(x), rope)
+        kv = (k, v)
+        if past is not None:
+            B = x.shape[0]
+            k = torch.cat([past[0].expand(B, -1, -1, -1), k], dim=2)
+            v = torch.cat([past[1].expand(B, -1, -1, -1), v], dim=2)
+        x = x + self.attn.proj(attend(q, k, v))
+        return x + self.mlp(self.norm2(x)), kv
 
 
 class CrossAttentionBlock(nn.Module):

@@ -1,6 +1,7 @@
 """Planning with V-JEPA 2-AC: the world-model wrapper, CEM, closed-loop MPC, a robot controller and energy
 landscapes."""
 
+from vjepa2.plan.cached_rollout import CachedRollout
 from vjepa2.plan.cem import CEM_NOTEBOOK, CEM_PAPER, CEM_TINY, CEMConfig, plan, project_l1_ball
 from vjepa2.plan.controller import Controller, ControllerSettings
 from vjepa2.plan.landscape import Landscape, energy_landscape, plot_landscape
@@ -22,6 +23,7 @@ __all__ = [
     "CEM_PAPER",
     "CEM_TINY",
     "CEMConfig",
+    "CachedRollout",
     "Controller",
     "ControllerSettings",
     "EpisodeResult",

@@ -8,21 +8,31 @@
 
 Everything runs under ``torch.inference_mode`` and autocast (bf16 by default, also on CPU); features come back
 in float32.
+
+``rollout`` and ``energy_fn`` take the fast path of :class:`~vjepa2.plan.cached_rollout.CachedRollout` when all
+candidates share one context (as in CEM): shared context steps and the first layer of the first step computed once,
+a KV cache over the horizon, candidates in chunks. ``WorldModel(..., cached=False)`` (or :meth:`rollout_reference`)
+is the straightforward rollout above, kept as the reference; the two agree up to low-precision rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import torch
 
 from vjepa2.data.poses import compute_new_pose
+from vjepa2.devices import intra_op_threads
 from vjepa2.models import ACPredictor, VisionTransformer
 from vjepa2.models.encode import DTYPES, encode_frames, layer_norm
+from vjepa2.plan.cached_rollout import CachedRollout
 from vjepa2.plan.energy import l1_energy
 
 PoseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Up to this many 64 x 64 images (or the same pixels at other sizes) :meth:`WorldModel.encode` uses one CPU thread.
+SMALL_ENCODE = 4
 
 
 class WorldModel:
@@ -33,6 +43,12 @@ class WorldModel:
         ac_predictor: the action-conditioned predictor, built for the encoder's width and the frames' resolution.
         dtype: autocast dtype, ``"bf16"``, ``"fp16"`` or ``"fp32"`` (no autocast).
         pose_fn: ``(state [..., 7], action [..., 7]) -> next state [..., 7]``; the official pose update by default.
+        cached: roll candidates that share a context out with :class:`CachedRollout`; False always uses
+            :meth:`rollout_reference`.
+        chunk: candidates per chunk of the cached rollout (None: a few MiB of activations on CPU, all on GPUs).
+        share_first_layer: the cached rollout's shared-first-layer shortcut (see :mod:`vjepa2.plan.cached_rollout`).
+        fold_rope: the cached rollout folds RoPE into per-position q/k weights (idem).
+        workers: threads of the cached rollout on CPU (None: ``torch.get_num_threads()``).
     """
 
     def __init__(
@@ -41,6 +57,11 @@ class WorldModel:
         ac_predictor: ACPredictor,
         dtype: str = "bf16",
         pose_fn: PoseFn = compute_new_pose,
+        cached: bool = True,
+        chunk: int | None = None,
+        share_first_layer: bool = True,
+        fold_rope: bool = True,
+        workers: int | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -48,6 +69,11 @@ class WorldModel:
         self.predictor = ac_predictor.eval()
         self.dtype = dtype
         self.pose_fn = pose_fn
+        self.cached = cached
+        self.chunk = chunk
+        self.share_first_layer = share_first_layer
+        self.fold_rope = fold_rope
+        self.workers = workers
 
     @property
     def device(self) -> torch.device:
@@ -63,11 +89,18 @@ class WorldModel:
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """:func:`encode_frames` at the predictor's resolution: ``[B, 3, (T,) H, W]`` -> ``[B, T, HW, D]``."""
+        """:func:`encode_frames` at the predictor's resolution: ``[B, 3, (T,) H, W]`` -> ``[B, T, HW, D]``.
+
+        A few frames (an observation or a goal, at most :data:`SMALL_ENCODE` images) are encoded on one intra-op
+        CPU thread: too little work to split (see :func:`~vjepa2.devices.intra_op_threads`).
+        """
         size = self.predictor.cfg.img_size
         if frames.shape[-2:] != (size, size):
             raise ValueError(f"frames are {tuple(frames.shape[-2:])} but the AC predictor expects {size}x{size}")
-        return encode_frames(self.encoder, frames.to(self.device), self.dtype)
+        images = frames.shape[0] * (frames.shape[2] if frames.ndim == 5 else 1)
+        small = self.device.type == "cpu" and images * size * size <= SMALL_ENCODE * 64 * 64
+        with intra_op_threads(1) if small else contextlib.nullcontext():
+            return encode_frames(self.encoder, frames.to(self.device), self.dtype)
 
     @torch.inference_mode()
     def predict_next(self, history: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -85,6 +118,31 @@ class WorldModel:
         with self.autocast():
             out = self.predictor(history.flatten(1, 2), actions, states)  # [S, T*HW, D]
         return layer_norm(out[:, -hw:])
+
+    def uses_cache(self, z0: torch.Tensor, s0: torch.Tensor, past_actions: torch.Tensor | None = None) -> bool:
+        """Whether :meth:`rollout` takes the :class:`CachedRollout` path for this context: ``cached``, one context
+        for all candidates, a predictor in eval mode without extrinsics."""
+        shared = z0.shape[0] == 1 and s0.shape[0] == 1 and (past_actions is None or past_actions.shape[0] == 1)
+        return self.cached and shared and not self.predictor.training and not self.predictor.cfg.use_extrinsics
+
+    def cached_rollout(
+        self, z0: torch.Tensor, s0: torch.Tensor, past_actions: torch.Tensor | None = None
+    ) -> CachedRollout:
+        """A :class:`CachedRollout` for the context ``z0 [1, T0, HW, D]``, ``s0 [1, T0, 7]`` (and ``past_actions
+        [1, T0 - 1, 7]``) with this model's settings."""
+        device = self.device
+        return CachedRollout(
+            self.predictor,
+            z0.to(device),
+            s0.to(device),
+            None if past_actions is None else past_actions.to(device),
+            self.pose_fn,
+            dtype=DTYPES[self.dtype],
+            chunk=self.chunk,
+            share_first_layer=self.share_first_layer,
+            fold_rope=self.fold_rope,
+            workers=self.workers,
+        )
 
     @torch.inference_mode()
     def rollout(
@@ -105,6 +163,20 @@ class WorldModel:
         Returns:
             Predicted features of frame ``T0 + H - 1``, ``[S, HW, D]``, float32.
         """
+        if self.uses_cache(z0, s0, past_actions):
+            return self.cached_rollout(z0, s0, past_actions).rollout(actions)
+        return self.rollout_reference(z0, s0, actions, past_actions)
+
+    @torch.inference_mode()
+    def rollout_reference(
+        self,
+        z0: torch.Tensor,
+        s0: torch.Tensor,
+        actions: torch.Tensor,
+        past_actions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`rollout` the straightforward way: the predictor on the whole history at every step, all
+        candidates in one batch (the official loop, batched)."""
         S, H, _ = actions.shape
         T0 = z0.shape[1]
         device = self.device
@@ -165,11 +237,20 @@ class WorldModel:
         """
         if proprio_weight and goal_pose is None:
             raise ValueError("a proprio_weight needs the goal pose (goal_pose)")
+        cache = None
+        if visual_weight and self.uses_cache(z0, s0, past_actions):
+            cache = self.cached_rollout(z0, s0, past_actions)  # once per plan, shared by every CEM iteration
+            goal = goal.to(self.device)
+
+        def visual(actions: torch.Tensor) -> torch.Tensor:
+            if cache is None:
+                return self.energy(self.rollout(z0, s0, actions, past_actions), goal)
+            return cache.energy(actions, goal)
 
         def fn(actions: torch.Tensor) -> torch.Tensor:
             energy = torch.zeros(actions.shape[0])
             if visual_weight:
-                energy += visual_weight * self.energy(self.rollout(z0, s0, actions, past_actions), goal).cpu()
+                energy += visual_weight * visual(actions).cpu()
             if proprio_weight:
                 pose = self.final_pose(s0.cpu(), actions.cpu())[:, : goal_pose.numel()]
                 error = (pose - goal_pose.to(pose)).abs().mean(-1) * self.predictor.cfg.state_scale
