@@ -109,7 +109,8 @@ def plot_landscape(result: Landscape, path: str | Path, title: str | None = None
     ax.plot(*result.truth, "*", color="white", markeredgecolor="black", markersize=15, label="ground truth")
     ax.plot(*result.argmin, "x", color="red", markersize=11, markeredgewidth=2.5, label="argmin")
     (a, b), same_units = result.axes, UNITS[result.axes[0]] == UNITS[result.axes[1]]
-    ax.set(xlabel=f"delta {a} ({UNITS[a]})", ylabel=f"delta {b} ({UNITS[b]})", title=title or "energy landscape")
+    label = {axis: f"delta {axis}" + (f" ({UNITS[axis]})" if UNITS[axis] else "") for axis in (a, b)}
+    ax.set(xlabel=label[a], ylabel=label[b], title=title or "energy landscape")
     ax.set_aspect("equal" if same_units else "auto")
     ax.locator_params(nbins=5)
     ax.legend(loc="upper right", fontsize=8)
