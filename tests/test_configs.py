@@ -53,4 +53,5 @@ def test_demo_rebuilds_the_recipe_of_the_yaml_files():
     paths = [f"data.datasets=[{data}]", f"run.out={pre}"]
     assert pretrain_config(pre, data) == load_config(PretrainConfig, root / "pretrain" / "franka-reach.yaml", paths)
     paths = [f"data.trajectories=[{data}]", f"run.out={ac}", f"model.encoder_weights={pre / 'latest.pt'}"]
-    assert ac_config(ac, data, pre / "latest.pt") == load_config(ACTrainConfig, root / "ac" / "franka-reach.yaml", paths)
+    yaml_cfg = load_config(ACTrainConfig, root / "ac" / "franka-reach.yaml", paths)
+    assert ac_config(ac, data, pre / "latest.pt") == yaml_cfg
