@@ -36,7 +36,9 @@ PRETRAIN_STEPS = 220
 AC_STEPS = 1500
 
 
-def pretrain_config(out: Path, data: Path, steps: int = PRETRAIN_STEPS, max_minutes: float | None = None):
+def pretrain_config(
+    out: Path, data: Path, steps: int = PRETRAIN_STEPS, max_minutes: float | None = None
+) -> PretrainConfig:
     """Stage 1 of the shipped model (``configs/pretrain/franka-reach.yaml``): warmup 200 then a constant LR."""
     return PretrainConfig(
         model=ModelSection(encoder=ENCODER, predictor="vit_tiny"),
@@ -56,7 +58,9 @@ def pretrain_config(out: Path, data: Path, steps: int = PRETRAIN_STEPS, max_minu
     )
 
 
-def ac_config(out: Path, data: Path, encoder: Path, steps: int = AC_STEPS, max_minutes: float | None = None):
+def ac_config(
+    out: Path, data: Path, encoder: Path, steps: int = AC_STEPS, max_minutes: float | None = None
+) -> ACTrainConfig:
     """Stage 2 of the shipped model (``configs/ac/franka-reach.yaml``): residual predictor, LR annealed at the end."""
     return ACTrainConfig(
         model=ACModelSection(
