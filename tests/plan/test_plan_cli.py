@@ -140,12 +140,11 @@ def test_shipped_world_model_resolves_by_name():
 
 @pytest.mark.slow
 def test_shipped_reach_world_model_plans_reach(capsys):
-    """The packaged reach world model plans far above random on 10 held-out reach episodes: it planned 5/10 (20/50
-    on 50) against random's 1/50 when it was shipped; issue 19's target of 8/10 is not met (BENCHMARKS.md)."""
+    """The packaged reach world model plans >= 8 of 10 held-out reach episodes (issue 19; 42/50 on 50, random 1/50)."""
     argv = ["plan", "--env", "franka-reach", "--world-model", "vjepa2_ac_tiny_reach", "--episodes", "10"]
     assert main([*argv, "--cem", "cpu", "--baselines", "", "--device", "cpu"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
-    assert int(row.split("(")[1].split("/")[0]) >= 4, row
+    assert int(row.split("(")[1].split("/")[0]) >= 8, row
 
 
 def test_oracle_model_scores_the_goal_shown_and_restores_state():
