@@ -127,7 +127,11 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         WeightsError: the file is not a checkpoint that loads safely.
     """
     packaged = _packaged(path)
-    ckpt, path = packaged if packaged else (read_checkpoint(path), Path(path))
+    return _info(*packaged) if packaged else _info(read_checkpoint(path), Path(path))
+
+
+def _info(ckpt: dict[str, Any], path: Path) -> CheckpointInfo:
+    """:class:`CheckpointInfo` of a loaded checkpoint or packaged world model (``path`` names it in errors)."""
     enc, pred = ckpt.get("encoder_config"), ckpt.get("predictor_config")
     step = ckpt.get("step")
     return CheckpointInfo(
@@ -166,8 +170,8 @@ def load_world_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    info = read_checkpoint_info(path)
-    packaged = _packaged(path)
+    packaged = _packaged(path)  # read once: its metadata gives the info, its tensors the weights
+    info = _info(*packaged) if packaged else read_checkpoint_info(path)
     path = Path(path)
     enc_cfg = encoder if encoder is not None else info.encoder
     pred_cfg = predictor if predictor is not None else info.predictor
