@@ -19,7 +19,7 @@ from vjepa2.schedules import wsd_lr
 from vjepa2.train.ac import ac_losses, train_ac
 from vjepa2.train.ac_config import ACDataSection, ACModelSection, ACOptimSection, ACRunSection, ACTrainConfig
 from vjepa2.train.metrics import read_metrics
-from vjepa2.weights import WeightsError, save_official
+from vjepa2.weights import WeightsError, load_encoder, save_official
 from vjepa2.weights.files import load_checkpoint
 
 B, T, HW, D = 2, 4, 16, 48  # ac_vit_test at 64 px: a 4 x 4 grid of width 48
@@ -165,6 +165,15 @@ def test_patch_8_encoder_gets_a_matching_predictor_grid(trajectories, tmp_path):
     assert wm.predictor.cfg.grid == 8 and wm.tokens_per_frame == 64
     h, actions, states = _trajectory_batch(wm, trajectories)
     assert h.shape[2] == 64 and wm.predict_next(h[:, :2], actions[:, :2], states[:, :2]).shape[-2] == 64
+
+
+def test_shipped_encoder_by_name_is_reused_frozen(trajectories, tmp_path):
+    """``model.encoder_weights: pretrained`` trains on the packaged vjepa2_tiny encoder (the paper's reuse)."""
+    cfg = tiny_config(tmp_path, trajectories, steps=1)
+    out = train_ac(replace(cfg, model=replace(cfg.model, encoder="vjepa2_tiny", encoder_weights="pretrained")))
+    shipped = load_encoder("vjepa2_tiny", pretrained=True).state_dict()
+    saved = load_checkpoint(out / "latest.pt")["encoder"]
+    assert saved.keys() == shipped.keys() and all(torch.equal(saved[k], shipped[k]) for k in shipped)
 
 
 def _trajectory_batch(world_model, trajectories) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

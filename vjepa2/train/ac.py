@@ -93,9 +93,12 @@ def build_state(cfg: ACTrainConfig, world: dist_utils.DistWorld, dims: Mapping[s
 
     ``dims``: the predictor's ``action_dim`` / ``state_dim`` (from the data); else ``model.*``, else the preset's.
     """
-    encoder = load_encoder(cfg.model.encoder, cfg.model.encoder_weights, cfg.model.encoder_key)
-    encoder = encoder.eval().requires_grad_(False).to(world.device)
     m = cfg.model
+    if m.encoder_weights == "pretrained":  # the preset's weights by name: packaged (vjepa2_tiny) or released
+        encoder = load_encoder(m.encoder, pretrained=True)
+    else:
+        encoder = load_encoder(m.encoder, m.encoder_weights, m.encoder_key)
+    encoder = encoder.eval().requires_grad_(False).to(world.device)
     dims = dims or {k: getattr(m, k) for k in ("action_dim", "state_dim") if getattr(m, k) is not None}
     pred_cfg = ac_predictor_config(
         m.predictor,

@@ -12,7 +12,8 @@ from vjepa2.errors import ConfigError
 @dataclass(frozen=True)
 class ACModelSection:
     encoder: str = "vit_giant"  # encoder preset
-    encoder_weights: str | None = None  # official .pt, HF folder or a pretraining run's latest.pt
+    encoder_weights: str | None = None  # official .pt, HF folder, a pretraining run's latest.pt, or "pretrained"
+    # (the preset's weights by name: shipped with the package, e.g. vjepa2_tiny, or the released file)
     encoder_key: str = "target_encoder"
     predictor: str = "ac_vit_giant"  # AC predictor preset (its embed_dim must match the encoder)
     action_scale: float = 1.0  # multiplies actions before the action encoder (1.0: official)
