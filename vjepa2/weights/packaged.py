@@ -24,7 +24,10 @@ from vjepa2.outputs import follow_umask
 from vjepa2.weights.checks import WeightsError, WeightsNotFoundError
 
 PACKAGED: dict[str, str] = {"vjepa2_tiny": "vjepa2_tiny.safetensors"}  # preset name -> file in vjepa2/pretrained
-PACKAGED_WORLD_MODELS: dict[str, str] = {"vjepa2_ac_tiny_reach": "vjepa2_ac_tiny_reach.safetensors"}
+PACKAGED_WORLD_MODELS: dict[str, str] = {  # name -> file in vjepa2/pretrained
+    "vjepa2_ac_tiny_reach": "vjepa2_ac_tiny_reach.safetensors",  # Franka reach (docs/vjepa2-ac-tiny-reach.md)
+    "vjepa2_ac_tiny_wall": "vjepa2_ac_tiny_wall.safetensors",  # Two-Rooms / Wall (docs/vjepa2-ac-tiny-wall.md)
+}
 PARTS = ("encoder", "predictor")
 
 
