@@ -74,6 +74,17 @@ def test_resume_refuses_another_model_and_keeps_the_record(tmp_path):
     assert (tmp_path / "config.yaml").read_text() == record
 
 
+def test_resume_compares_the_resolved_rope_layout(tmp_path):
+    cfg = tiny_config(tmp_path, steps=2)
+    explicit = replace(cfg, model=replace(cfg.model, rope_layout="tiled"))  # vit_test's own layout, spelled out
+    train(explicit, batches=((c, 0) for c in clips(2)))
+    train(replace(cfg, optim=replace(cfg.optim, steps=3)), batches=((c, 0) for c in clips(1)))  # None: the same
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 3
+    other = replace(cfg, model=replace(cfg.model, rope_layout="interleaved"), optim=replace(cfg.optim, steps=4))
+    with pytest.raises(RunFolderError, match="model.rope_layout: 'tiled' -> 'interleaved'"):
+        train(other, batches=((c, 0) for c in clips(1)))
+
+
 def test_resume_warns_about_changed_hyper_parameters(tmp_path, caplog):
     cfg = tiny_config(tmp_path, steps=2)
     train(cfg, batches=((c, 0) for c in clips(2)))

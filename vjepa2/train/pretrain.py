@@ -249,14 +249,24 @@ def restore(state: TrainState, ckpt: dict, optimizer: bool = True, step: bool = 
         set_rng_state(ckpt["rng"])
 
 
+def _resolved_layout(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with ``model.rope_layout: None`` (the encoder preset's) replaced by the preset's layout, so that
+    a run saved with the explicit layout resumes under a config that leaves it to the preset."""
+    model = config.get("model") or {}
+    if model.get("rope_layout") is None and model.get("encoder"):
+        model = {**model, "rope_layout": encoder_config(model["encoder"]).rope_layout}
+    return {**config, "model": model}
+
+
 def resume_or_init(state: TrainState, cfg: PretrainConfig, world: dist_utils.DistWorld, out: Path) -> None:
     """Resume from the newest undamaged checkpoint in ``out`` if any (refusing another model, warning about other
     changes), else start from ``run.init_from`` weights if given."""
     found = load_resume(out)
     if found is not None:
         path, ckpt = found
-        new = {**to_dict(cfg), "world_size": world.size}
-        check_resume(path, ckpt, new, frozen=("model.encoder", "model.predictor", "model.rope_layout"))
+        new = {**_resolved_layout(to_dict(cfg)), "world_size": world.size}
+        saved = {**ckpt, "config": _resolved_layout(ckpt.get("config", {}))}
+        check_resume(path, saved, new, frozen=("model.encoder", "model.predictor", "model.rope_layout"))
         restore(state, ckpt)
         _log.info(f"resumed from {path} at step {state.step}")
     elif cfg.run.init_from:
