@@ -130,7 +130,7 @@ def test_shipped_world_model_resolves_by_name():
     from vjepa2.plan.load import read_checkpoint_info
     from vjepa2.weights.packaged import PACKAGED_WORLD_MODELS, packaged_path
 
-    assert {"vjepa2_ac_tiny_reach", "vjepa2_ac_tiny_wall"} <= set(PACKAGED_WORLD_MODELS)
+    assert {"vjepa2_ac_tiny_reach", "vjepa2_ac_tiny_wall", "vjepa2_ac_tiny_pusht"} <= set(PACKAGED_WORLD_MODELS)
     assert sum(packaged_path(name).stat().st_size for name in PACKAGED_WORLD_MODELS) < 40e6  # issue 19's budget
     for name in PACKAGED_WORLD_MODELS:
         info = read_checkpoint_info(name)
@@ -141,6 +141,8 @@ def test_shipped_world_model_resolves_by_name():
     )
     wall = read_checkpoint_info("vjepa2_ac_tiny_wall")
     assert wall.predictor.action_dim == 10 and wall.frame_step == 5 and wall.transform == "resize+blur=0.2"
+    pusht = read_checkpoint_info("vjepa2_ac_tiny_pusht")
+    assert pusht.predictor.state_dim == 4 and pusht.frame_step == 5 and pusht.transform == "resize+blur=0.1"
 
 
 @pytest.mark.slow
@@ -160,6 +162,17 @@ def test_shipped_wall_world_model_plans_two_rooms(capsys):
     assert main([*argv, "--baselines", "", "--device", "cpu"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
     assert int(row.split("(")[1].split("/")[0]) >= 7, row
+
+
+@pytest.mark.slow
+def test_shipped_pusht_world_model_plans_pusht(capsys):
+    """The packaged Push-T world model plans >= 15 of the 50 LeWM-protocol episodes (the file: 19/50; random 7/50 and
+    oracle 37/50 on the same episodes)."""
+    pytest.importorskip("gym_pusht")
+    argv = ["eval-plan", "--env", "pusht", "--world-model", "vjepa2_ac_tiny_pusht", "--cem", "cpu", "--baselines", ""]
+    assert main([*argv, "--device", "cpu"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
+    assert int(row.split("(")[1].split("/")[0]) >= 15, row
 
 
 def test_oracle_model_scores_the_goal_shown_and_restores_state():
