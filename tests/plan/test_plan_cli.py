@@ -145,13 +145,19 @@ def test_shipped_world_model_resolves_by_name():
     assert pusht.predictor.state_dim == 4 and pusht.frame_step == 5 and pusht.transform == "resize+blur=0.1"
 
 
+def _latent_successes(capsys) -> tuple[int, str]:
+    """Successes of the ``latent`` planner in the success table a planning command printed, and that row."""
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
+    return int(row.split("(")[1].split("/")[0]), row
+
+
 @pytest.mark.slow
 def test_shipped_reach_world_model_plans_reach(capsys):
     """The packaged reach world model plans >= 8 of 10 held-out reach episodes (issue 19; 46/50 on 50, random 1/50)."""
     argv = ["plan", "--env", "franka-reach", "--world-model", "vjepa2_ac_tiny_reach", "--episodes", "10"]
     assert main([*argv, "--cem", "cpu", "--baselines", "", "--device", "cpu"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
-    assert int(row.split("(")[1].split("/")[0]) >= 8, row
+    successes, row = _latent_successes(capsys)
+    assert successes >= 8, row
 
 
 @pytest.mark.slow
@@ -160,8 +166,8 @@ def test_shipped_wall_world_model_plans_two_rooms(capsys):
     2/10 on the same episodes; 37/50 on 50)."""
     argv = ["eval-plan", "--env", "wall", "--world-model", "vjepa2_ac_tiny_wall", "--episodes", "10", "--cem", "cpu"]
     assert main([*argv, "--baselines", "", "--device", "cpu"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
-    assert int(row.split("(")[1].split("/")[0]) >= 7, row
+    successes, row = _latent_successes(capsys)
+    assert successes >= 7, row
 
 
 @pytest.mark.slow
@@ -171,8 +177,8 @@ def test_shipped_pusht_world_model_plans_pusht(capsys):
     pytest.importorskip("gym_pusht")
     argv = ["eval-plan", "--env", "pusht", "--world-model", "vjepa2_ac_tiny_pusht", "--cem", "cpu", "--baselines", ""]
     assert main([*argv, "--device", "cpu"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| latent |"))
-    assert int(row.split("(")[1].split("/")[0]) >= 15, row
+    successes, row = _latent_successes(capsys)
+    assert successes >= 15, row
 
 
 def test_oracle_model_scores_the_goal_shown_and_restores_state():
