@@ -14,6 +14,7 @@ Encoders are ``NAME=PATH`` pairs (a ``vjepa2 pretrain`` checkpoint, its ``target
 
     python benchmarks/pretrained_model.py packaged                                # the model card table
     python benchmarks/pretrained_model.py 1k=runs/vjepa2-tiny/main/step_1000.pt 3k=... --plot docs/curve.png
+    python benchmarks/pretrained_model.py packaged --tasks next_event --positions    # a probe that knows positions
 """
 
 from __future__ import annotations
@@ -78,6 +79,24 @@ def features(encoder: VisionTransformer, data: torch.utils.data.Dataset) -> torc
     return extract_features(encoder, loader, dtype="bf16", progress=False)
 
 
+def sincos_positions(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
+    """Fixed 3D sine-cosine position codes ``[T * H * W, dim]`` of a ``(T, H, W)`` token grid (time-major).
+
+    The official probe sees the tokens without their positions (a RoPE encoder adds none to its outputs), so
+    ``--positions`` adds these to the frozen tokens: a probe variant that can read where a token is.
+    """
+    k = dim // 6  # sin and cos of k frequencies per axis; the remaining dims stay zero
+    freqs = 1.0 / 100 ** (torch.arange(k) / k)
+    axes = []
+    for i, n in enumerate(grid):
+        angle = torch.arange(n).float()[:, None] * freqs
+        shape = [1, 1, 1, 2 * k]
+        shape[i] = n
+        axes.append(torch.cat([angle.sin(), angle.cos()], 1).view(shape).expand(*grid, 2 * k))
+    codes = torch.cat(axes, -1).reshape(-1, 6 * k)
+    return torch.nn.functional.pad(codes, (0, dim - 6 * k))
+
+
 def run_init(config: str) -> VisionTransformer:
     """The encoder a ``vjepa2 pretrain --config CONFIG`` run starts from (its seed, its initialisation)."""
     from vjepa2.config_io import load_config
@@ -119,6 +138,9 @@ def main() -> None:
     parser.add_argument("--probe-depth", type=int, default=1, help="1: V-JEPA 1's single cross-attention block")
     parser.add_argument("--probe-epochs", type=int, default=20)
     parser.add_argument(
+        "--positions", action="store_true", help="add fixed sine-cosine position codes to the tokens (not official)"
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("runs/pretrained-model.json"),
@@ -144,8 +166,13 @@ def main() -> None:
         majority = float(torch.bincount(y_test, minlength=classes).max()) / len(y_test)
         for name in todo:
             torch.manual_seed(0)
-            result = train_probes(features(models[name], train), y_train, features(models[name], test), y_test,
-                                  classes, probe)  # fmt: skip
+            f_train, f_test = features(models[name], train), features(models[name], test)
+            if args.positions:
+                cfg = models[name].cfg
+                grid = (args.frames // cfg.tubelet_size, args.size // cfg.patch_size, args.size // cfg.patch_size)
+                codes = sincos_positions(grid, f_train.shape[-1])
+                f_train, f_test = f_train + codes, f_test + codes
+            result = train_probes(f_train, y_train, f_test, y_test, classes, probe)
             rows.append({"task": task, "encoder": name, "accuracy": result.accuracy, "majority": majority})
             print(f"{task:>10}  {name:>24}  {100 * result.accuracy:.1f}%", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
