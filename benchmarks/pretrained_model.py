@@ -153,6 +153,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     models = encoders(args.encoders, args.preset, args.key)
+    if args.positions:  # its rows stay apart from the official probe's in a shared --out file
+        models = {f"{name} +positions": model for name, model in models.items()}
     probe = ProbeConfig(depth=args.probe_depth, num_heads=3, epochs=args.probe_epochs, batch_size=64, dtype="bf16")
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     extra = [r for path in args.merge for r in json.loads(path.read_text())]
