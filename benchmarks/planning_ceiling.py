@@ -74,13 +74,13 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
     from vjepa2.envs import ENV_TASKS, ENVS, TASKS
 
     task = TASKS[ENV_TASKS[ENVS[args.env]]]
-    env, wins, corr = make(args.env, image_size=args.image_size).unwrapped, 0, []
+    env, wins, corr = make(args.env, image_size=args.image_size, pregrasp=args.pregrasp).unwrapped, 0, []
     for ep in range(args.episodes):
         env.reset(seed=1000 + ep)
         goals = [features(encoder, [im], env.image_size, args.input_blur) for im in env.goal_images()]
-        schedule = [g for g, budget in zip(goals, task.subgoal_steps, strict=True) for _ in range(budget)]
+        schedule = [g for g, budget in zip(goals, env.subgoal_steps, strict=True) for _ in range(budget)]
         for t, goal in enumerate(schedule):
-            stage = next(i for i, end in enumerate(np.cumsum(task.subgoal_steps)) if t < end)
+            stage = next(i for i, end in enumerate(np.cumsum(env.subgoal_steps)) if t < end)
             xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075)
             grip = torch.rand(args.candidates, 1) * 2 - 1 if task.name != "reach" else torch.zeros(args.candidates, 1)
             actions = torch.cat([xyz, torch.zeros(args.candidates, 3), grip], 1).numpy().astype(np.float32)
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--frameskip", type=int, default=5, help="env actions per candidate (benchmark envs)")
     parser.add_argument("--heldout", help="held-out trajectories for the benchmark envs' goals (else rolled out)")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--pregrasp", action="store_true", help="Franka grasp tasks: pre-grasp goal images first")
     parser.add_argument("--blur", type=float, default=0.0, help="smoothed energy: sigma / frame width (0: official L1)")
     parser.add_argument("--input-blur", type=float, default=0.0, help="blur the images before encoding (sigma / width)")
     args = parser.parse_args()
@@ -142,7 +143,7 @@ def main() -> None:
     run = franka_episodes if args.env.startswith("franka-") else benchmark_episodes
     print(
         f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, "
-        f"energy blur {args.blur}, input blur {args.input_blur}"
+        f"energy blur {args.blur}, input blur {args.input_blur}, pregrasp {args.pregrasp}"
     )
     print("| features | success | Spearman(energy, true distance) | seconds |\n|---|---|---|---|")
     for name, encoder in encoders.items():

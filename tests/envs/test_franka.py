@@ -235,6 +235,24 @@ def test_random_policy_stays_within_bounds(envs):
 def test_subgoal_schedule():
     assert [subgoal_index("pick_and_place", t) for t in (0, 3, 4, 13, 14, 17, 30)] == [0, 0, 1, 1, 2, 2, 2]
     assert subgoal_index("reach", 100) == 0
+    assert [subgoal_index("grasp", t, pregrasp=True) for t in (0, 5, 6, 8, 9, 30)] == [0, 0, 1, 1, 2, 2]
+    assert TASKS["reach"].budgets(pregrasp=True) == (16,) and TASKS["grasp"].budgets(pregrasp=True) == (6, 3, 16)
+
+
+def test_pregrasp_goals_come_first():
+    env = FrankaEnv(task="grasp", image_size=48, pregrasp=True)
+    try:
+        env.reset(seed=5)
+        pre, closed, lift = env.goals
+        cube = env.snapshot()["cube_pos"]
+        assert (pre.name, closed.name, lift.name) == ("pregrasp", "closed", "lift")
+        np.testing.assert_allclose(pre.ee_pos, cube, atol=1e-3)  # fingers around the cube where it lies
+        assert pre.gripper == 0.0 and closed.gripper == 1.0 and closed.holding and not pre.holding
+        assert env.max_episode_steps == 25 and len(env.goal_images()) == 3
+        first, second = env.goal_images()[:2]
+        assert np.abs(first.astype(int) - second).sum() > 0  # the closed fingers show
+    finally:
+        env.close()
 
 
 def test_registration_and_make():

@@ -90,6 +90,11 @@ def test_plan_pick_and_place_uses_subgoal_budgets(checkpoint, tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["budgets"] == [4, 10, 4] and [r["planner"] for r in record["results"]] == ["latent", "random"]
     assert record["cem"]["samples"] == 8 and record["results"][0]["cem"] == "8x1 top-2 H=1 L1<=0.075"
+    assert main([*argv, "--max-steps", "1", "--pregrasp", "--out", str(tmp_path / "pre.json")]) == 0
+    assert json.loads((tmp_path / "pre.json").read_text())["budgets"] == [6, 3, 4, 10, 4]
+    reach = ["plan", "--env", "franka-reach", "--world-model", str(checkpoint), "--pregrasp"]
+    assert main(reach) == 2
+    assert "error: --pregrasp applies to tasks that start with a grasp, not to franka-reach" in capsys.readouterr().err
 
 
 def test_packaged_world_model_file_loads_and_plans(checkpoint, tmp_path, capsys):

@@ -3,7 +3,8 @@
 ``plan`` follows the V-JEPA 2-AC protocol (arXiv 2506.09985, Sec. 4; ``planning-benchmarks.md`` §8-9): every
 planner runs the same episodes (env seeds ``seed, seed + 1, ...``), plans one action with CEM, executes it and
 re-plans; multi-stage tasks switch goal images on the task's budgets (pick-and-place: grasp 4, near-goal 10,
-place 4). Baselines under the same protocol:
+place 4). ``--pregrasp`` (not the paper's protocol) puts two goal images before a grasp: the open fingers around
+the cube (6 steps), then closed on it (3 steps). Baselines under the same protocol:
 
 - ``random``: uniform actions in the L1 ball of the CEM radius (gripper too, except for reach);
 - ``oracle``: the same CEM, each candidate replayed in the simulator (physics only) and scored by the env's true
@@ -48,7 +49,7 @@ def _evaluate(name: str, planner: Any, args: argparse.Namespace, image_size: int
     with tempfile.TemporaryDirectory() as tmp:
         gif_dir = tmp if (args.gif and name == "latent") else None
         rows = evaluate(
-            lambda: make_env(args.env, image_size), planner, episodes=args.episodes, seed=args.seed,
+            lambda: make_env(args.env, image_size, args.pregrasp), planner, episodes=args.episodes, seed=args.seed,
             budgets=budgets, max_steps=args.max_steps, gif_dir=gif_dir, gifs=1,
         )  # fmt: skip
         if gif_dir is not None:
@@ -76,6 +77,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oracle-cem", choices=sorted(CEM_PRESETS), help="oracle CEM preset (default: same as --cem)")
     p.add_argument("--baselines", default="random,oracle", help="comma-separated from random,oracle; '' for none")
     p.add_argument("--max-steps", type=int, help="step cap per episode (default: the task's budgets)")
+    p.add_argument(
+        "--pregrasp", action="store_true", help="grasp tasks: pre-grasp, closed goal images first (not official)"
+    )
     p.add_argument("--image-size", type=int, help="env image size (default: the world model's img_size)")
     p.add_argument("--gif", help="GIF of the latent planner's first episode next to its goal image")
     p.add_argument("--out", help="JSON file with the table rows and every episode")
@@ -87,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
     from vjepa2.envs import ENV_TASKS, ENVS, TASKS
     from vjepa2.weights import WeightsError
 
+    task = TASKS[ENV_TASKS[ENVS[args.env]]]
     try:
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        if args.pregrasp and not task.can_pregrasp:
+            raise ValueError(f"--pregrasp applies to tasks that start with a grasp, not to {args.env}")
         for flag in ("gif", "out"):
             check_output(getattr(args, flag), inputs=[args.world_model], overwrite=args.overwrite, flag=f"--{flag}")
         baselines = parse_baselines(args.baselines, BASELINES)
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         wm, info = load_world_model_args(args)
     except (WeightsError, FileNotFoundError, ValueError) as err:
         return error(str(err))
-    task = TASKS[ENV_TASKS[ENVS[args.env]]]
+    budgets = task.budgets(args.pregrasp)
     resolution = wm.predictor.cfg.img_size
     image_size = args.image_size or resolution
     transform = pick_transform(args.transform, info)
@@ -113,17 +120,17 @@ def run(args: argparse.Namespace) -> int:
     }
     results = []
     for name, planner in planners.items():
-        rows = _evaluate(name, planner, args, image_size, task.subgoal_steps)
+        rows = _evaluate(name, planner, args, image_size, budgets)
         results.append(result_row(name, rows, settings[name]))
     seeds = f"seeds {args.seed}..{args.seed + args.episodes - 1}"
-    print(f"{args.env}: {args.episodes} episodes ({seeds}), budgets {list(task.subgoal_steps)}, ", end="")
+    print(f"{args.env}: {args.episodes} episodes ({seeds}), budgets {list(budgets)}, ", end="")
     print(f"world model {args.world_model} ({transform}, {args.dtype})")
     print(format_table(results))
     if args.gif:
         print(f"GIF of the latent planner's first episode: {args.gif}")
     if args.out:
         record = {
-            "env": args.env, "episodes": args.episodes, "seed": args.seed, "budgets": list(task.subgoal_steps),
+            "env": args.env, "episodes": args.episodes, "seed": args.seed, "budgets": list(budgets),
             "max_steps": args.max_steps, "image_size": image_size, "world_model": str(args.world_model),
             "checkpoint_step": info.step, "transform": transform, "dtype": args.dtype,
             "cem": asdict(cem), "oracle_cem": asdict(oracle_cem), "results": results,

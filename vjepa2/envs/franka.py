@@ -114,6 +114,8 @@ class FrankaEnv(gym.Env):
         robot_mesh: ``"collision"`` draws the Panda with its low-poly collision meshes (fast, the default) and
             ``"visual"`` with the detailed visual meshes (about 15-40 ms more per image).
         render_mode: only ``"rgb_array"`` (``render()`` returns the current camera image).
+        pregrasp: grasp and pick-and-place start with two more goal images, the open fingers around the cube and
+            then closed on it (not the paper's protocol; :func:`~vjepa2.envs.franka_tasks.task_goals`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -128,11 +130,13 @@ class FrankaEnv(gym.Env):
         terminate_on_success: bool = False,
         robot_mesh: str = "collision",
         render_mode: str | None = "rgb_array",
+        pregrasp: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
-        self.task, self.task_spec = task, TASKS[task]
-        self.max_episode_steps = self.task_spec.max_episode_steps
+        self.task, self.task_spec, self.pregrasp = task, TASKS[task], pregrasp
+        self.subgoal_steps = self.task_spec.budgets(pregrasp)
+        self.max_episode_steps = sum(self.subgoal_steps)
         self.image_size, self.substeps, self.wrap_roll = image_size, substeps, wrap_roll
         self.terminate_on_success, self.render_mode = terminate_on_success, render_mode
         self.camera = camera or Camera()
@@ -331,7 +335,7 @@ class FrankaEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         snap = self.snapshot()
-        idx = subgoal_index(self.task, self.elapsed)
+        idx = subgoal_index(self.task, self.elapsed, self.pregrasp)
         ok = is_success(self.task, snap["ee_pos"], snap["cube_pos"], snap["grasped"], self._layout.goal)
         final = self._goals[-1]  # the distance the success rules measure: the cube's, or the end effector's (reach)
         distance = np.linalg.norm(
@@ -350,7 +354,7 @@ class FrankaEnv(gym.Env):
         self._clear_contacts()
         self.sim.restoreState(self._blank_state)
         layout = (options or {}).get("layout") or sample_layout(self.task, self.np_random)
-        self._layout, self._goals, self._goal_images = layout, task_goals(self.task, layout), None
+        self._layout, self._goals, self._goal_images = layout, task_goals(self.task, layout, self.pregrasp), None
         self.elapsed = 0
         held = self.task_spec.start_grasped
         self.gripper = 1.0 if held else 0.0
@@ -424,7 +428,7 @@ class FrankaEnv(gym.Env):
             goal_index: which goal image; ``None`` is the one active at the current step.
         """
         snap = self.snapshot() if snapshot is None else snapshot
-        goal = self._goals[subgoal_index(self.task, self.elapsed) if goal_index is None else goal_index]
+        goal = self._goals[subgoal_index(self.task, self.elapsed, self.pregrasp) if goal_index is None else goal_index]
         return goal_distance(self.task, snap["ee_pos"], snap["cube_pos"], snap["gripper"], goal)
 
     def get_state(self, exact: bool = True) -> SimState:

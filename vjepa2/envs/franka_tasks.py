@@ -35,6 +35,7 @@ ACTION_RADIUS = 0.075  # L1 radius of the xyz part of an action (paper, App. B.2
 SUCCESS_RADIUS = 0.04
 LIFT_SUCCESS = 0.04  # grasp: the cube's bottom face at least this far above the table
 CARRY_LIFT = 0.06  # pick-and-place: height of the held cube above the table in the sub-goals
+PREGRASP_STEPS = (6, 3)  # budgets of the optional pre-grasp sub-goals: fingers open around the cube, then closed
 
 
 # ---------------------------------------------------------------- pose convention
@@ -53,6 +54,7 @@ class TaskSpec:
         subgoal_steps: step budget of each goal image, in order (their sum is the episode budget).
         start_grasped: the episode starts with the cube held in the closed gripper.
         uses_cube: the cube's position is part of the goal.
+        can_pregrasp: the task starts by grasping the cube, so ``pregrasp`` sub-goals can come first.
     """
 
     name: str
@@ -60,13 +62,18 @@ class TaskSpec:
     subgoal_steps: tuple[int, ...]
     start_grasped: bool = False
     uses_cube: bool = True
+    can_pregrasp: bool = False
+
+    def budgets(self, pregrasp: bool = False) -> tuple[int, ...]:
+        """Step budget of each goal image, with the two pre-grasp sub-goals first when ``pregrasp``."""
+        return (PREGRASP_STEPS if pregrasp and self.can_pregrasp else ()) + self.subgoal_steps
 
 
 TASKS: dict[str, TaskSpec] = {
     "reach": TaskSpec("reach", 16, (16,), uses_cube=False),
-    "grasp": TaskSpec("grasp", 16, (16,)),
+    "grasp": TaskSpec("grasp", 16, (16,), can_pregrasp=True),
     "reach_with_object": TaskSpec("reach_with_object", 16, (16,), start_grasped=True),
-    "pick_and_place": TaskSpec("pick_and_place", 18, (4, 10, 4)),  # paper: 3 goal images, 4/10/4 steps
+    "pick_and_place": TaskSpec("pick_and_place", 18, (4, 10, 4), can_pregrasp=True),  # paper: 4/10/4 steps
 }
 
 
@@ -86,7 +93,7 @@ class Goal:
     """One goal configuration: the end effector (pointing down), the gripper and the cube.
 
     Attributes:
-        name: ``reach``, ``grasp``, ``near_goal``, ``place``, ``lift`` or ``carry``.
+        name: ``reach``, ``grasp``, ``near_goal``, ``place``, ``lift``, ``carry``, ``pregrasp`` or ``closed``.
         ee_pos: end-effector position [3].
         gripper: gripper value in [0, 1].
         cube_pos: cube centre [3] (held between the fingers when ``holding``).
@@ -144,8 +151,16 @@ def sample_layout(task: str, rng: np.random.Generator) -> Layout:
     return Layout(start, cube, cube_yaw, cylinder, goal)
 
 
-def task_goals(task: str, layout: Layout) -> list[Goal]:
-    """The goal configurations (one per goal image) of an episode, in order."""
+def task_goals(task: str, layout: Layout, pregrasp: bool = False) -> list[Goal]:
+    """The goal configurations (one per goal image) of an episode, in order.
+
+    ``pregrasp`` (not the paper's protocol) puts two sub-goals before those of a task that starts by grasping: the
+    open fingers around the cube, then the fingers closed on it (budgets :data:`PREGRASP_STEPS`).
+    """
+    if pregrasp and TASKS[task].can_pregrasp:
+        cube = layout.cube_pos
+        before = [Goal("pregrasp", cube, 0.0, cube, False), Goal("closed", cube, 1.0, cube, True)]
+        return before + task_goals(task, layout)
     g = layout.goal
     if task == "reach":
         return [Goal("reach", g, 0.0, layout.cube_pos, False)]
@@ -162,9 +177,9 @@ def task_goals(task: str, layout: Layout) -> list[Goal]:
     ]
 
 
-def subgoal_index(task: str, elapsed_steps: int) -> int:
+def subgoal_index(task: str, elapsed_steps: int, pregrasp: bool = False) -> int:
     """Which goal image is active after ``elapsed_steps`` steps, following the task's sub-goal budgets."""
-    bounds = np.cumsum(TASKS[task].subgoal_steps)
+    bounds = np.cumsum(TASKS[task].budgets(pregrasp))
     return int(min(np.searchsorted(bounds, elapsed_steps, side="right"), len(bounds) - 1))
 
 

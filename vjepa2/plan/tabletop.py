@@ -11,11 +11,12 @@ from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.world_model import WorldModel
 
 
-def make_env(name: str, image_size: int) -> PlanningEnv:
-    """The Franka env ``name`` (a short name of :data:`vjepa2.envs.ENVS`), without Gymnasium's wrappers."""
+def make_env(name: str, image_size: int, pregrasp: bool = False) -> PlanningEnv:
+    """The Franka env ``name`` (a short name of :data:`vjepa2.envs.ENVS`), without Gymnasium's wrappers;
+    ``pregrasp``: see :class:`vjepa2.envs.franka.FrankaEnv`."""
     from vjepa2.envs import make
 
-    return PlanningEnv(make(name, image_size=image_size).unwrapped)
+    return PlanningEnv(make(name, image_size=image_size, pregrasp=pregrasp).unwrapped)
 
 
 def build_planners(
