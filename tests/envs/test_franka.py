@@ -249,6 +249,9 @@ def test_pregrasp_goals_come_first():
         np.testing.assert_allclose(pre.ee_pos, cube, atol=1e-3)  # fingers around the cube where it lies
         assert pre.gripper == 0.0 and closed.gripper == 1.0 and closed.holding and not pre.holding
         assert env.max_episode_steps == 25 and len(env.goal_images()) == 3
+        wrapped = make("franka-grasp", pregrasp=True, image_size=48)
+        assert wrapped.spec.max_episode_steps == 25  # the time limit follows the budgets
+        wrapped.close()
         first, second = env.goal_images()[:2]
         assert np.abs(first.astype(int) - second).sum() > 0  # the closed fingers show
     finally:

@@ -95,9 +95,13 @@ def env_id(name: str) -> str:
 
 
 def make(name: str, **kwargs: Any) -> gym.Env:
-    """Makes an env from a short name of :data:`ENVS` or a Gymnasium id; ``kwargs`` go to ``gym.make``."""
+    """Makes an env from a short name of :data:`ENVS` or a Gymnasium id; ``kwargs`` go to ``gym.make`` (a Franka
+    task's step limit follows its budgets with ``pregrasp=True``)."""
     register_envs()
-    return gym.make(env_id(name), **kwargs)
+    gym_id = env_id(name)
+    if kwargs.get("pregrasp") and gym_id in ENV_TASKS:
+        kwargs.setdefault("max_episode_steps", sum(TASKS[ENV_TASKS[gym_id]].budgets(pregrasp=True)))
+    return gym.make(gym_id, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
