@@ -54,7 +54,6 @@ class TaskSpec:
         subgoal_steps: step budget of each goal image, in order (their sum is the episode budget).
         start_grasped: the episode starts with the cube held in the closed gripper.
         uses_cube: the cube's position is part of the goal.
-        can_pregrasp: the task starts by grasping the cube, so ``pregrasp`` sub-goals can come first.
     """
 
     name: str
@@ -62,7 +61,12 @@ class TaskSpec:
     subgoal_steps: tuple[int, ...]
     start_grasped: bool = False
     uses_cube: bool = True
-    can_pregrasp: bool = False
+
+    @property
+    def can_pregrasp(self) -> bool:
+        """The task starts by grasping the cube (it moves the cube and does not start holding it), so ``pregrasp``
+        sub-goals can come first."""
+        return self.uses_cube and not self.start_grasped
 
     def budgets(self, pregrasp: bool = False) -> tuple[int, ...]:
         """Step budget of each goal image, with the two pre-grasp sub-goals first when ``pregrasp``."""
@@ -71,9 +75,9 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "reach": TaskSpec("reach", 16, (16,), uses_cube=False),
-    "grasp": TaskSpec("grasp", 16, (16,), can_pregrasp=True),
+    "grasp": TaskSpec("grasp", 16, (16,)),
     "reach_with_object": TaskSpec("reach_with_object", 16, (16,), start_grasped=True),
-    "pick_and_place": TaskSpec("pick_and_place", 18, (4, 10, 4), can_pregrasp=True),  # paper: 4/10/4 steps
+    "pick_and_place": TaskSpec("pick_and_place", 18, (4, 10, 4)),  # paper: 3 goal images, 4/10/4 steps
 }
 
 
