@@ -14,6 +14,7 @@ pretrained encoders given.
 
     python benchmarks/planning_ceiling.py runs/demo/pretrain/latest.pt --model vit_tiny_p8
     python benchmarks/planning_ceiling.py packaged --model vjepa2_tiny          # the shipped encoder
+    python benchmarks/planning_ceiling.py --env franka-grasp --horizon 2 --baselines pixels
     python benchmarks/planning_ceiling.py runs/wall/pretrain/latest.pt --env wall --heldout runs/wall/heldout
 """
 
@@ -70,7 +71,8 @@ def greedy_step(env, state, set_state, encoder, goal, candidates: list, distance
 
 def franka_episodes(encoder, args) -> tuple[int, list[float]]:
     """Any Franka tabletop task: greedy toward each goal image (sub-goals in turn, with the task's step budgets);
-    object tasks sample the gripper too. Env seeds 1000...; the true distance is ``oracle_cost`` of the sub-goal."""
+    object tasks sample the gripper too. A candidate is ``--horizon`` actions judged by the frame after the last;
+    its first action is executed (MPC). Env seeds 1000...; the true distance is ``oracle_cost`` of the sub-goal."""
     from vjepa2.envs import ENV_TASKS, ENVS, TASKS
 
     task = TASKS[ENV_TASKS[ENVS[args.env]]]
@@ -81,10 +83,11 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
         schedule = [g for g, budget in zip(goals, env.subgoal_steps, strict=True) for _ in range(budget)]
         for t, goal in enumerate(schedule):
             stage = next(i for i, end in enumerate(np.cumsum(env.subgoal_steps)) if t < end)
-            xyz = project_l1_ball(torch.randn(args.candidates, 3) * 0.05, 0.075)
-            grip = torch.rand(args.candidates, 1) * 2 - 1 if task.name != "reach" else torch.zeros(args.candidates, 1)
-            actions = torch.cat([xyz, torch.zeros(args.candidates, 3), grip], 1).numpy().astype(np.float32)
-            cands = [[a] for a in actions]
+            n = args.candidates * args.horizon
+            xyz = project_l1_ball(torch.randn(n, 3) * 0.05, 0.075)
+            grip = torch.rand(n, 1) * 2 - 1 if task.name != "reach" else torch.zeros(n, 1)
+            actions = torch.cat([xyz, torch.zeros(n, 3), grip], 1).numpy().astype(np.float32)
+            cands = list(actions.reshape(args.candidates, args.horizon, -1))
             state = env.get_state()
             distance = lambda i=stage: env.oracle_cost(goal_index=i)  # noqa: E731
             chunk, c = greedy_step(env, state, env.set_state, encoder, goal, cands, distance, args)
@@ -127,6 +130,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--frameskip", type=int, default=5, help="env actions per candidate (benchmark envs)")
+    parser.add_argument("--horizon", type=int, default=1, help="Franka: actions per candidate, the first executed")
+    parser.add_argument(
+        "--baselines", default="pixels,random", help="comma-separated rows before the checkpoints ('' for none)"
+    )
     parser.add_argument("--heldout", help="held-out trajectories for the benchmark envs' goals (else rolled out)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--pregrasp", action="store_true", help="Franka grasp tasks: pre-grasp goal images first")
@@ -134,7 +141,12 @@ def main() -> None:
     parser.add_argument("--input-blur", type=float, default=0.0, help="blur the images before encoding (sigma / width)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    encoders = {"pixels": None, "random init": VisionTransformer(encoder_config(args.model)).eval()}
+    random_init = VisionTransformer(encoder_config(args.model)).eval()  # built first: the same weights as before
+    baselines = {"pixels": ("pixels", None), "random": ("random init", random_init)}
+    chosen = [b for b in args.baselines.split(",") if b]
+    if set(chosen) - set(baselines):
+        parser.error(f"unknown --baselines {args.baselines!r}; choose from {sorted(baselines)}")
+    encoders = dict(baselines[b] for b in chosen)
     for path in args.checkpoints:
         if path == "packaged":
             encoders[f"packaged {args.model}"] = load_encoder(args.model, pretrained=True).eval()
@@ -143,7 +155,7 @@ def main() -> None:
     run = franka_episodes if args.env.startswith("franka-") else benchmark_episodes
     print(
         f"{args.env}, {args.model}, {args.candidates} candidates/step, {args.episodes} episodes, "
-        f"energy blur {args.blur}, input blur {args.input_blur}, pregrasp {args.pregrasp}"
+        f"energy blur {args.blur}, input blur {args.input_blur}, pregrasp {args.pregrasp}, horizon {args.horizon}"
     )
     print("| features | success | Spearman(energy, true distance) | seconds |\n|---|---|---|---|")
     for name, encoder in encoders.items():

@@ -8,7 +8,9 @@ warm-up action each):
 - ``reference``: the implementation before the fast path: :meth:`WorldModel.rollout_reference` (the predictor on the
   whole history for all candidates at every step) with the attention dispatch as it was (SDPA for short sequences).
 - ``cached``: :class:`~vjepa2.plan.cached_rollout.CachedRollout` (shared context, KV cache over the horizon, shared
-  first layer, chunks, worker threads) and the grouped short-sequence attention.
+  first layer, chunks, worker threads, freed memory kept by malloc) and the grouped short-sequence attention. The
+  malloc setting (:func:`~vjepa2.devices.keep_freed_memory`) is process-wide: once the cached mode has run, the
+  reference runs with it too.
 - ``sequential``: the reference one candidate at a time (``--sequential-iterations`` CEM iterations, extrapolated
   to ``--iterations`` and marked ``*``).
 

@@ -2,11 +2,14 @@
 the straightforward rollout it replaces, so the fast path cannot silently diverge."""
 
 import dataclasses
+import platform
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from vjepa2 import devices
 from vjepa2.config import ac_predictor_config, encoder_config
 from vjepa2.devices import intra_op_threads
 from vjepa2.models import ACPredictor, VisionTransformer
@@ -164,3 +167,14 @@ def test_intra_op_threads_restores_the_count():
     with intra_op_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == saved
+
+
+def test_cpu_rollouts_keep_freed_memory(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cached_module, "keep_freed_memory", lambda: calls.append(1))
+    pred = random_model()
+    z0, s0, _, past = inputs(16, 3, 1, 1)
+    CachedRollout(pred, z0, s0, past)
+    assert calls == [1]
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert devices.keep_freed_memory()  # mallopt accepted both values

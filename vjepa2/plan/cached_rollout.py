@@ -18,7 +18,9 @@ steps ``<= t``):
   per position, so ``rope_n(W_q x + b_q)`` is ``(R_n W_q) x + R_n b_q``: one batched matmul over the step's
   positions with per-position q/k weights replaces the qkv projection of q and k and the rotation (equal up to
   rounding the folded weights to the compute dtype).
-- **Chunks.** Candidates go through in chunks (a few MiB of activations) that stay in cache and avoid page faults.
+- **Chunks.** Candidates go through in chunks (a few MiB of activations) that stay in cache; on CPU, glibc keeps
+  the freed activations' pages (:func:`~vjepa2.devices.keep_freed_memory`), so the next chunk does not fault them
+  in again.
 
 Outputs equal :meth:`WorldModel.rollout` up to low-precision rounding (see ``tests/plan/test_cached_rollout.py``).
 """
@@ -35,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from vjepa2.data.poses import compute_new_pose
-from vjepa2.devices import intra_op_threads
+from vjepa2.devices import intra_op_threads, keep_freed_memory
 from vjepa2.models import ACPredictor
 from vjepa2.models.encode import layer_norm
 from vjepa2.nn import Block, attend, compute_dtype
@@ -233,6 +235,8 @@ class CachedRollout:
         self.dtype = dtype
         self.chunk = chunk or default_chunk(predictor, z0.device)
         self.workers = 1 if self.device.type != "cpu" else max(1, workers or torch.get_num_threads())
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the chunks' activations reuse freed pages instead of faulting in fresh ones
         self.T0 = T0 = z0.shape[1]
         cfg = predictor.cfg
         self.hw = cfg.grid**2
