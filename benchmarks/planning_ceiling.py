@@ -74,6 +74,7 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
     object tasks sample the gripper too. A candidate is ``--horizon`` actions judged by the frame after the last;
     its first action is executed (MPC). Env seeds 1000...; the true distance is ``oracle_cost`` of the sub-goal."""
     from vjepa2.envs import ENV_TASKS, ENVS, TASKS
+    from vjepa2.envs.franka_tasks import subgoal_index
 
     task = TASKS[ENV_TASKS[ENVS[args.env]]]
     env, wins, corr = make(args.env, image_size=args.image_size, pregrasp=args.pregrasp).unwrapped, 0, []
@@ -82,7 +83,7 @@ def franka_episodes(encoder, args) -> tuple[int, list[float]]:
         goals = [features(encoder, [im], env.image_size, args.input_blur) for im in env.goal_images()]
         schedule = [g for g, budget in zip(goals, env.subgoal_steps, strict=True) for _ in range(budget)]
         for t, goal in enumerate(schedule):
-            stage = next(i for i, end in enumerate(np.cumsum(env.subgoal_steps)) if t < end)
+            stage = subgoal_index(env.task, t, env.pregrasp)
             n = args.candidates * args.horizon
             xyz = project_l1_ball(torch.randn(n, 3) * 0.05, 0.075)
             grip = torch.rand(n, 1) * 2 - 1 if task.name != "reach" else torch.zeros(n, 1)
@@ -140,6 +141,8 @@ def main() -> None:
     parser.add_argument("--blur", type=float, default=0.0, help="smoothed energy: sigma / frame width (0: official L1)")
     parser.add_argument("--input-blur", type=float, default=0.0, help="blur the images before encoding (sigma / width)")
     args = parser.parse_args()
+    if args.horizon < 1:
+        parser.error(f"--horizon must be >= 1, got {args.horizon}")
     torch.manual_seed(0)
     random_init = VisionTransformer(encoder_config(args.model)).eval()  # built first: the same weights as before
     baselines = {"pixels": ("pixels", None), "random": ("random init", random_init)}
