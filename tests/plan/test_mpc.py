@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,8 @@ def test_random_planner_samples_l1_ball():
     assert l1.max() <= 0.075 + 1e-7 and l1.mean() == pytest.approx(0.075 * 3 / 4, rel=0.1)  # E||x||_1 = 3r/4
     assert (actions[:, 3:6] == 0).all() and np.abs(actions[:, 6]).max() <= 1 and actions[:, 6].std() > 0.3
     assert isinstance(planner, Planner)
+    closed = RandomPlanner(radius=0.075, gripper=True, seed=1, closed=True)
+    assert all(closed.plan({}, None)[6] == 1.0 for _ in range(20))
 
 
 def test_subgoal_schedule_budgets_and_cap():
@@ -215,3 +219,10 @@ def test_write_gif_shows_each_frames_subgoal_and_labels(tmp_path):
     assert not np.array_equal(pixels[0][-14:], pixels[1][-14:])  # step counter (and distance) below
     with pytest.raises(ValueError, match="2 frames"):
         write_gif(frames, goals[:1], tmp_path / "bad.gif")
+
+
+def test_latent_planner_close_gripper_returns_a_closing_action(world_model):
+    env = PointEnv()
+    obs, _ = env.reset(seed=0)
+    planner = LatentPlanner(world_model, dataclasses.replace(CEM_TINY, close_gripper=0))
+    assert planner.plan(obs, env.goal_images()[0])[6] == 1.0

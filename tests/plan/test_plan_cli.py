@@ -97,6 +97,19 @@ def test_plan_pick_and_place_uses_subgoal_budgets(checkpoint, tmp_path, capsys):
     assert "error: --pregrasp applies to tasks that start with a grasp, not to franka-reach" in capsys.readouterr().err
 
 
+def test_plan_close_gripper_keeps_the_held_cube(checkpoint, tmp_path, capsys):
+    out = tmp_path / "rwo.json"
+    argv = ["plan", "--env", "franka-reach-with-object", "--world-model", str(checkpoint), "--episodes", "1"]
+    argv += ["--cem", "tiny", "--baselines", "random", "--max-steps", "2", "--device", "cpu"]
+    assert main([*argv, "--close-gripper", "0", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "32x3 top-4 H=1 L1<=0.075 gripper closed from step 0 |" in text and "L1<=0.075 gripper closed |" in text
+    record = json.loads(out.read_text())
+    assert record["cem"]["close_gripper"] == 0 and record["oracle_cem"]["close_gripper"] == 0
+    assert main([*argv, "--close-gripper", "-1"]) == 2
+    assert "error: close_gripper is a horizon step >= 0, got -1" in capsys.readouterr().err
+
+
 def test_packaged_world_model_file_loads_and_plans(checkpoint, tmp_path, capsys):
     """``package-weights`` on a train-ac checkpoint writes a bf16 world model that loads with its configs and plans."""
     import torch

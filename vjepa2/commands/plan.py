@@ -74,6 +74,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     for flag in ("samples", "iterations", "topk", "horizon"):
         p.add_argument(f"--{flag}", type=int, help=f"override the preset's {flag}")
     p.add_argument("--radius", type=float, help="override the L1-ball radius of the xyz action")
+    p.add_argument(
+        "--close-gripper",
+        type=int,
+        metavar="H",
+        help="force the gripper delta to +1 (close) from horizon step H on: the official notebook's close_gripper "
+        "(task knowledge, off by default; 0 keeps a held object held)",
+    )
     p.add_argument("--oracle-cem", choices=sorted(CEM_PRESETS), help="oracle CEM preset (default: same as --cem)")
     p.add_argument("--baselines", default="random,oracle", help="comma-separated from random,oracle; '' for none")
     p.add_argument("--max-steps", type=int, help="step cap per episode (default: the task's budgets)")
@@ -100,9 +107,15 @@ def run(args: argparse.Namespace) -> int:
         for flag in ("gif", "out"):
             check_output(getattr(args, flag), inputs=[args.world_model], overwrite=args.overwrite, flag=f"--{flag}")
         baselines = parse_baselines(args.baselines, BASELINES)
-        overrides = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon", "radius")}
+        overrides = {
+            k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon", "radius", "close_gripper")
+        }
         cem = cem_config(args.cem, **overrides)
-        oracle_cem = cem if args.oracle_cem is None else cem_config(args.oracle_cem, radius=args.radius)
+        oracle_cem = (
+            cem
+            if args.oracle_cem is None
+            else cem_config(args.oracle_cem, radius=args.radius, close_gripper=args.close_gripper)
+        )
         wm, info = load_world_model_args(args)
     except (WeightsError, FileNotFoundError, ValueError) as err:
         return error(str(err))
@@ -115,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )
     settings = {
         "latent": describe_cem(cem),
-        "random": f"uniform L1<={cem.radius:g}",
+        "random": f"uniform L1<={cem.radius:g}" + (" gripper closed" if cem.close_gripper == 0 else ""),
         "oracle": describe_cem(oracle_cem),
     }
     results = []

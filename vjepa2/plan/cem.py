@@ -107,6 +107,8 @@ class CEMConfig:
             raise ValueError(f"need 1 <= topk <= samples, got topk={self.topk}, samples={self.samples}")
         if self.iterations < 1 or self.horizon < 1:
             raise ValueError(f"iterations and horizon must be >= 1, got {self.iterations} and {self.horizon}")
+        if self.close_gripper is not None and self.close_gripper < 0:
+            raise ValueError(f"close_gripper is a horizon step >= 0, got {self.close_gripper}")
         if min(self.radius, self.maxnorm, self.gripper_clip, self.rotation_max) <= 0:
             raise ValueError("radius, maxnorm, gripper_clip and rotation_max must be > 0")
         if self.variant == "notebook" and self.rotation:

@@ -123,8 +123,9 @@ class LatentPlanner:
 
 
 class RandomPlanner:
-    """Uniform random actions: xyz uniform in the L1 ball of ``radius``, gripper uniform in [-1, 1] if enabled; or,
-    for other action spaces, whatever ``sampler(rng)`` draws."""
+    """Uniform random actions: xyz uniform in the L1 ball of ``radius``, gripper uniform in [-1, 1] if enabled (+1,
+    closing, with ``closed``, as CEM's ``close_gripper=0``); or, for other action spaces, whatever ``sampler(rng)``
+    draws."""
 
     def __init__(
         self,
@@ -132,8 +133,9 @@ class RandomPlanner:
         gripper: bool = False,
         seed: int = 0,
         sampler: Callable[[np.random.Generator], np.ndarray] | None = None,
+        closed: bool = False,
     ) -> None:
-        self.radius, self.gripper, self.sampler = radius, gripper, sampler
+        self.radius, self.gripper, self.sampler, self.closed = radius, gripper, sampler, closed
         self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -142,7 +144,10 @@ class RandomPlanner:
     def plan(self, obs: Obs, goal: np.ndarray) -> np.ndarray:
         if self.sampler is not None:
             return self.sampler(self.rng)
-        return sample_action(self.rng, self.radius, self.gripper)
+        action = sample_action(self.rng, self.radius, self.gripper)
+        if self.closed:
+            action[-1] = 1.0
+        return action
 
 
 def sample_action(rng: np.random.Generator, radius: float, gripper: bool = False) -> np.ndarray:

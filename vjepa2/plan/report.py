@@ -14,7 +14,8 @@ from vjepa2.plan.cem import CEMConfig
 def describe_cem(cfg: CEMConfig) -> str:
     """One line of CEM settings, e.g. ``800x10 top-10 H=1 L1<=0.075``."""
     space = f"L1<={cfg.radius:g}" if cfg.variant == "paper" else f"box {cfg.maxnorm:g}"
-    return f"{cfg.samples}x{cfg.iterations} top-{cfg.topk} H={cfg.horizon} {space}"
+    closed = "" if cfg.close_gripper is None else f" gripper closed from step {cfg.close_gripper}"
+    return f"{cfg.samples}x{cfg.iterations} top-{cfg.topk} H={cfg.horizon} {space}{closed}"
 
 
 def result_row(name: str, rows: list[dict[str, Any]], settings: str) -> dict[str, Any]:

@@ -36,7 +36,8 @@ def build_planners(
 
     planners: dict[str, Any] = {"latent": LatentPlanner(world_model, cem, preprocess)}
     if "random" in names:
-        planners["random"] = RandomPlanner(radius=cem.radius, gripper=gripper, seed=cem.seed or 0)
+        closed = cem.close_gripper == 0  # the latent planner's task knowledge, given to the baseline too
+        planners["random"] = RandomPlanner(radius=cem.radius, gripper=gripper, seed=cem.seed or 0, closed=closed)
     if "oracle" in names:
         planners["oracle"] = oracle
     return planners
