@@ -26,6 +26,8 @@ from vjepa2.weights.checks import WeightsError, WeightsNotFoundError
 PACKAGED: dict[str, str] = {"vjepa2_tiny": "vjepa2_tiny.safetensors"}  # preset name -> file in vjepa2/pretrained
 PACKAGED_WORLD_MODELS: dict[str, str] = {  # name -> file in vjepa2/pretrained
     "vjepa2_ac_tiny_reach": "vjepa2_ac_tiny_reach.safetensors",  # Franka reach (docs/vjepa2-ac-tiny-reach.md)
+    # Franka reach-with-object, planned with the gripper held closed (docs/vjepa2-ac-tiny-reach-with-object.md)
+    "vjepa2_ac_tiny_reach_with_object": "vjepa2_ac_tiny_reach_with_object.safetensors",
     "vjepa2_ac_tiny_wall": "vjepa2_ac_tiny_wall.safetensors",  # Two-Rooms / Wall (docs/vjepa2-ac-tiny-wall.md)
     "vjepa2_ac_tiny_pusht": "vjepa2_ac_tiny_pusht.safetensors",  # Push-T (docs/vjepa2-ac-tiny-pusht.md)
 }
