@@ -97,7 +97,7 @@ def test_plan_pick_and_place_uses_subgoal_budgets(checkpoint, tmp_path, capsys):
     assert "error: --pregrasp applies to tasks that start with a grasp, not to franka-reach" in capsys.readouterr().err
 
 
-def test_plan_close_gripper_keeps_the_held_cube(checkpoint, tmp_path, capsys):
+def test_plan_close_gripper_fixes_every_planners_gripper(checkpoint, tmp_path, capsys):
     out = tmp_path / "rwo.json"
     argv = ["plan", "--env", "franka-reach-with-object", "--world-model", str(checkpoint), "--episodes", "1"]
     argv += ["--cem", "tiny", "--baselines", "random", "--max-steps", "2", "--device", "cpu"]

@@ -111,11 +111,8 @@ def run(args: argparse.Namespace) -> int:
             k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon", "radius", "close_gripper")
         }
         cem = cem_config(args.cem, **overrides)
-        oracle_cem = (
-            cem
-            if args.oracle_cem is None
-            else cem_config(args.oracle_cem, radius=args.radius, close_gripper=args.close_gripper)
-        )
+        oracle_overrides = {"radius": args.radius, "close_gripper": args.close_gripper}
+        oracle_cem = cem if args.oracle_cem is None else cem_config(args.oracle_cem, **oracle_overrides)
         wm, info = load_world_model_args(args)
     except (WeightsError, FileNotFoundError, ValueError) as err:
         return error(str(err))
