@@ -19,17 +19,21 @@ import numpy as np
 import torch
 
 from vjepa2.plan.load import frame_preprocess, load_world_model, pick_transform, read_checkpoint_info
+from vjepa2.plan.mpc import Preprocess
 from vjepa2.plan.protocol import HELD_OUT_SEED
 from vjepa2.plan.tabletop import make_env
+from vjepa2.plan.world_model import WorldModel
 
 
 def actions(move: float) -> dict[str, np.ndarray]:
     """The three probe actions ``[7]``: hold, open, move."""
-    hold = np.array([0, 0, 0, 0, 0, 0, 1.0], dtype=np.float32)
-    return {"hold": hold, "open": hold * [1, 1, 1, 1, 1, 1, -1], "move": hold + [move, 0, 0, 0, 0, 0, 0]}
+    rows = {"hold": [0, 0, 0, 0, 0, 0, 1], "open": [0, 0, 0, 0, 0, 0, -1], "move": [move, 0, 0, 0, 0, 0, 1]}
+    return {name: np.array(row, dtype=np.float32) for name, row in rows.items()}
 
 
-def probe(wm, preprocess, env_name: str, seed: int, move: float) -> dict[str, tuple[torch.Tensor, torch.Tensor, bool]]:
+def probe(
+    wm: WorldModel, preprocess: Preprocess, env_name: str, seed: int, move: float
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, bool]]:
     """``{action: (true next features [HW, D], predicted [HW, D], cube held after the step)}`` from episode ``seed``."""
     out = {}
     for name, action in actions(move).items():
