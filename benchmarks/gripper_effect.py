@@ -35,13 +35,15 @@ def probe(
     wm: WorldModel, preprocess: Preprocess, env_name: str, seed: int, move: float
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor, bool]]:
     """``{action: (true next features [HW, D], predicted [HW, D], cube held after the step)}`` from episode ``seed``."""
+    env = make_env(env_name, wm.predictor.cfg.img_size)
+    obs, _ = env.reset(seed=seed)
+    z0 = wm.encode(preprocess(obs["image"])[None])
+    s0 = torch.as_tensor(obs["state"], dtype=torch.float32).view(1, 1, -1)
+    probes = actions(move)
+    preds = wm.rollout(z0, s0, torch.as_tensor(np.stack(list(probes.values())))[:, None]).float()  # [3, HW, D]
     out = {}
-    for name, action in actions(move).items():
-        env = make_env(env_name, wm.predictor.cfg.img_size)
-        obs, _ = env.reset(seed=seed)
-        z0 = wm.encode(preprocess(obs["image"])[None])
-        s0 = torch.as_tensor(obs["state"], dtype=torch.float32).view(1, 1, -1)
-        pred = wm.rollout(z0, s0, torch.as_tensor(action).view(1, 1, -1))[0].float()
+    for (name, action), pred in zip(probes.items(), preds, strict=True):
+        env.reset(seed=seed)  # the same first frame for every probe action
         nxt, *_ = env.step(action)
         true = wm.encode(preprocess(nxt["image"])[None])[0, 0].float()
         out[name] = (true, pred.reshape(true.shape), bool(env.sim.snapshot()["grasped"]))
